@@ -1,0 +1,15 @@
+"""reclib: the tested library behind *Recommender Systems: from Collaborative Filtering to
+Large Models*.
+
+>>> import reclib
+>>> df = reclib.datasets.load_movielens("100k")
+>>> train, test = reclib.split.stratified_split(df, ratio=0.75, seed=42)
+>>> model = reclib.models.Popularity().fit(train)
+>>> reclib.evaluation.evaluate_ranking(model, train, test, k=10)["ndcg@10"]  # doctest: +SKIP
+"""
+
+from . import datasets, evaluation, models, split
+from .interactions import Interactions
+
+__version__ = "0.1.0"
+__all__ = ["Interactions", "datasets", "evaluation", "models", "split", "__version__"]

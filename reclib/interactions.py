@@ -1,0 +1,302 @@
+"""The one data contract of reclib: a set of (user, item, rating, timestamp) interactions.
+
+Raw ids (whatever the data set uses: ints, strings) are mapped to contiguous indices
+``0 .. n_users - 1`` and ``0 .. n_items - 1`` here and nowhere else. A test set built with
+``reference=train`` shares the training maps, so index ``u`` means the same user in both; rows
+whose user or item the reference has never seen are kept, with index ``-1``, and counted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ._constants import ITEM_COL, RATING_COL, TIMESTAMP_COL, USER_COL
+from ._validation import check_choice
+
+_AUTO = "auto"
+
+
+class Interactions:
+    """Interactions between users and items, with raw-id <-> index maps.
+
+    Build one with :meth:`from_dataframe` (raw ids) or :meth:`from_csr` (indices are ids).
+
+    Attributes
+    ----------
+    user_ids, item_ids : ndarray
+        Raw ids in index order: ``user_ids[u]`` is the raw id of user index ``u``.
+    users, items : ndarray of int64, shape (n_interactions,)
+        Index of each row's user and item; ``-1`` where the reference map does not know it.
+    ratings : ndarray of float64, shape (n_interactions,)
+        The rating (or ``1.0`` for implicit feedback) of each row.
+    timestamps : ndarray or None
+        The timestamp of each row, if the data had one.
+    """
+
+    def __init__(self, users, items, ratings, timestamps, user_ids, item_ids,
+                 raw_unknown_users=None, raw_unknown_items=None):
+        self.users = np.asarray(users, dtype=np.int64)
+        self.items = np.asarray(items, dtype=np.int64)
+        self.ratings = np.asarray(ratings, dtype=np.float64)
+        self.timestamps = None if timestamps is None else np.asarray(timestamps)
+        self.user_ids = np.asarray(user_ids)
+        self.item_ids = np.asarray(item_ids)
+        n = len(self.users)
+        if not (len(self.items) == len(self.ratings) == n):
+            raise ValueError(
+                f"users, items and ratings must have one entry per interaction; got lengths "
+                f"{n}, {len(self.items)}, {len(self.ratings)}")
+        if self.timestamps is not None and len(self.timestamps) != n:
+            raise ValueError(f"timestamps has length {len(self.timestamps)}, expected {n}")
+        # Raw ids of the rows whose index is -1, in row order, so nothing is ever lost.
+        self._raw_unknown_users = (np.asarray([], dtype=self.user_ids.dtype)
+                                   if raw_unknown_users is None else np.asarray(raw_unknown_users))
+        self._raw_unknown_items = (np.asarray([], dtype=self.item_ids.dtype)
+                                   if raw_unknown_items is None else np.asarray(raw_unknown_items))
+        self._user_lookup = None
+        self._item_lookup = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dataframe(cls, df: pd.DataFrame, reference: "Interactions | None" = None, *,
+                       user_col: str = USER_COL, item_col: str = ITEM_COL,
+                       rating_col: str | None = RATING_COL, timestamp_col: str | None = _AUTO,
+                       duplicates: str = "raise") -> "Interactions":
+        """Build interactions from a frame of raw ids.
+
+        Parameters
+        ----------
+        df : DataFrame
+            One row per interaction.
+        reference : Interactions, optional
+            Reuse this object's id maps (use the training set when building a test set).
+            Rows with ids it does not know get index ``-1`` and are counted in
+            :attr:`n_unknown_users` / :attr:`n_unknown_items`; they are never dropped.
+        user_col, item_col : str
+            Columns of the raw user and item ids.
+        rating_col : str or None
+            Column of the ratings; ``None`` for implicit feedback (every rating is ``1.0``).
+        timestamp_col : str or None
+            Column of the timestamps; by default it is used when present.
+        duplicates : {"raise", "sum", "last"}
+            What to do with repeated (user, item) pairs: raise (default), add their ratings,
+            or keep the last row (by timestamp when there is one, otherwise by row order).
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+        check_choice("duplicates", duplicates, {"raise", "sum", "last"})
+        if timestamp_col == _AUTO:
+            timestamp_col = TIMESTAMP_COL if TIMESTAMP_COL in df.columns else None
+        wanted = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
+        missing = [c for c in wanted if c not in df.columns]
+        if missing:
+            hint = " (pass rating_col=None for implicit feedback)" if rating_col in missing else ""
+            raise ValueError(f"df is missing column(s) {missing}; it has {list(df.columns)}{hint}")
+        if len(df) == 0:
+            raise ValueError("df is empty (0 rows): there is nothing to learn from or evaluate")
+        for col in (user_col, item_col):
+            n_null = int(df[col].isna().sum())
+            if n_null:
+                raise ValueError(f"column {col!r} has {n_null} missing id(s), "
+                                 f"first at row {df.index[df[col].isna()][0]!r}")
+        if rating_col is None:
+            ratings = np.ones(len(df))
+        else:
+            ratings = pd.to_numeric(df[rating_col], errors="coerce").to_numpy(dtype=np.float64)
+            bad = ~np.isfinite(ratings)
+            if bad.any():
+                first = np.flatnonzero(bad)[0]
+                raise ValueError(
+                    f"column {rating_col!r} has {int(bad.sum())} NaN, infinite or non-numeric "
+                    f"value(s), first at row {df.index[first]!r}: {df[rating_col].iloc[first]!r}")
+        timestamps = None if timestamp_col is None else df[timestamp_col].to_numpy()
+        if timestamps is not None and pd.isna(timestamps).any():
+            raise ValueError(f"column {timestamp_col!r} has missing timestamps")
+        df = pd.DataFrame({"u": df[user_col].to_numpy(), "i": df[item_col].to_numpy(),
+                           "r": ratings, **({"t": timestamps} if timestamps is not None else {})})
+        df = _resolve_duplicates(df, duplicates, user_col, item_col)
+        ratings = df["r"].to_numpy()
+        timestamps = df["t"].to_numpy() if "t" in df else None
+        raw_users, raw_items = df["u"].to_numpy(), df["i"].to_numpy()
+        if reference is None:
+            users, user_ids = pd.factorize(raw_users, sort=True)
+            items, item_ids = pd.factorize(raw_items, sort=True)
+            return cls(users, items, ratings, timestamps, np.asarray(user_ids), np.asarray(item_ids))
+        if not isinstance(reference, Interactions):
+            raise TypeError(f"reference must be an Interactions, got {type(reference).__name__}")
+        users = reference.user_index(raw_users, allow_unknown=True)
+        items = reference.item_index(raw_items, allow_unknown=True)
+        return cls(users, items, ratings, timestamps, reference.user_ids, reference.item_ids,
+                   raw_unknown_users=raw_users[users < 0], raw_unknown_items=raw_items[items < 0])
+
+    @classmethod
+    def from_csr(cls, matrix) -> "Interactions":
+        """Wrap a users x items sparse matrix; indices are the ids, stored values the ratings."""
+        if not sp.issparse(matrix):
+            raise TypeError(f"matrix must be a scipy sparse matrix, got {type(matrix).__name__}")
+        coo = sp.coo_matrix(matrix)
+        coo.sum_duplicates()
+        keep = coo.data != 0
+        if not np.all(np.isfinite(coo.data)):
+            raise ValueError("matrix has NaN or infinite stored values")
+        if not keep.any():
+            raise ValueError("matrix has no non-zero entries: there is nothing to learn from")
+        n_users, n_items = coo.shape
+        return cls(coo.row[keep], coo.col[keep], coo.data[keep], None,
+                   np.arange(n_users), np.arange(n_items))
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_users(self) -> int:
+        """Number of users in the id map (the reference's map for a test set)."""
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        """Number of items in the id map."""
+        return len(self.item_ids)
+
+    @property
+    def n_interactions(self) -> int:
+        """Number of rows, unknown ids included."""
+        return len(self.users)
+
+    def __len__(self) -> int:
+        return self.n_interactions
+
+    @property
+    def unknown_mask(self) -> np.ndarray:
+        """Boolean mask of the rows whose user or item the id map does not know."""
+        return (self.users < 0) | (self.items < 0)
+
+    @property
+    def n_unknown_users(self) -> int:
+        """Number of distinct users in the rows that the id map does not know."""
+        return len(pd.unique(self._raw_unknown_users))
+
+    @property
+    def n_unknown_items(self) -> int:
+        """Number of distinct items in the rows that the id map does not know."""
+        return len(pd.unique(self._raw_unknown_items))
+
+    @property
+    def density(self) -> float:
+        """Share of the users x items matrix that is observed."""
+        return self.n_interactions / (self.n_users * self.n_items)
+
+    def __repr__(self) -> str:
+        extra = ""
+        n_unknown = int(self.unknown_mask.sum())
+        if n_unknown:
+            extra = (f", {n_unknown} rows with unknown ids ({self.n_unknown_users} users, "
+                     f"{self.n_unknown_items} items)")
+        return (f"Interactions({self.n_interactions:,} interactions, {self.n_users:,} users, "
+                f"{self.n_items:,} items{extra})")
+
+    # ------------------------------------------------------------------ id maps
+    def user_index(self, raw_ids, allow_unknown: bool = False) -> np.ndarray:
+        """Map raw user ids to indices; unknown ids raise unless ``allow_unknown`` (then ``-1``)."""
+        if self._user_lookup is None:
+            self._user_lookup = pd.Index(self.user_ids)
+        return _lookup(self._user_lookup, raw_ids, "user", allow_unknown)
+
+    def item_index(self, raw_ids, allow_unknown: bool = False) -> np.ndarray:
+        """Map raw item ids to indices; unknown ids raise unless ``allow_unknown`` (then ``-1``)."""
+        if self._item_lookup is None:
+            self._item_lookup = pd.Index(self.item_ids)
+        return _lookup(self._item_lookup, raw_ids, "item", allow_unknown)
+
+    def shares_index_with(self, other: "Interactions") -> bool:
+        """True when both objects map raw ids to the same indices."""
+        return (np.array_equal(self.user_ids, other.user_ids)
+                and np.array_equal(self.item_ids, other.item_ids))
+
+    # ------------------------------------------------------------------ views
+    def subset(self, rows) -> "Interactions":
+        """The interactions at ``rows`` (a boolean mask or integer positions), same id maps."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            if len(rows) != self.n_interactions:
+                raise ValueError(f"rows is a mask of length {len(rows)}, "
+                                 f"expected {self.n_interactions}")
+            rows = np.flatnonzero(rows)
+        unknown_users = self._raw_per_row(self.users, self._raw_unknown_users, self.user_ids)
+        unknown_items = self._raw_per_row(self.items, self._raw_unknown_items, self.item_ids)
+        users, items = self.users[rows], self.items[rows]
+        return Interactions(
+            users, items, self.ratings[rows],
+            None if self.timestamps is None else self.timestamps[rows],
+            self.user_ids, self.item_ids,
+            raw_unknown_users=unknown_users[rows][users < 0],
+            raw_unknown_items=unknown_items[rows][items < 0])
+
+    def known(self) -> "Interactions":
+        """The rows whose user and item are both in the id map."""
+        return self.subset(~self.unknown_mask)
+
+    def to_csr(self, binary: bool = False) -> sp.csr_matrix:
+        """The users x items matrix of ratings (or of ones when ``binary``).
+
+        Raises if some rows have ids the map does not know: call :meth:`known` first to
+        say explicitly that they should be left out.
+        """
+        n_unknown = int(self.unknown_mask.sum())
+        if n_unknown:
+            raise ValueError(
+                f"{n_unknown} rows have a user or item unknown to the id map and cannot be "
+                f"placed in a matrix; use .known().to_csr() to leave them out explicitly")
+        values = np.ones(self.n_interactions) if binary else self.ratings
+        matrix = sp.csr_matrix((values, (self.users, self.items)),
+                               shape=(self.n_users, self.n_items))
+        matrix.sort_indices()
+        return matrix
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Back to a frame of raw ids (unknown ids included)."""
+        frame = {USER_COL: self._raw_per_row(self.users, self._raw_unknown_users, self.user_ids),
+                 ITEM_COL: self._raw_per_row(self.items, self._raw_unknown_items, self.item_ids),
+                 RATING_COL: self.ratings}
+        if self.timestamps is not None:
+            frame[TIMESTAMP_COL] = self.timestamps
+        return pd.DataFrame(frame)
+
+    @staticmethod
+    def _raw_per_row(index, raw_unknown, ids):
+        """Raw id of every row: from ``ids`` where known, from ``raw_unknown`` where not."""
+        out = ids[np.maximum(index, 0)]
+        if len(raw_unknown):
+            if out.dtype != raw_unknown.dtype:
+                out = out.astype(object)
+            out[index < 0] = raw_unknown
+        return out
+
+
+def _lookup(lookup: pd.Index, raw_ids, kind: str, allow_unknown: bool) -> np.ndarray:
+    raw_ids = np.atleast_1d(np.asarray(raw_ids))
+    if raw_ids.ndim != 1:
+        raise ValueError(f"{kind}_ids must be one-dimensional, got shape {raw_ids.shape}")
+    index = lookup.get_indexer(raw_ids).astype(np.int64)
+    if not allow_unknown and (index < 0).any():
+        unknown = raw_ids[index < 0]
+        shown = ", ".join(repr(x) for x in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise ValueError(f"{len(unknown)} unknown {kind} id(s): {shown}; "
+                         f"the model was fitted on {len(lookup)} {kind}s")
+    return index
+
+
+def _resolve_duplicates(df: pd.DataFrame, duplicates: str, user_col: str, item_col: str):
+    dup = df.duplicated(["u", "i"], keep=False)
+    if not dup.any():
+        return df
+    if duplicates == "raise":
+        first = df[dup].iloc[0]
+        raise ValueError(
+            f"df has {int(df.duplicated(['u', 'i']).sum())} repeated ({user_col}, {item_col}) "
+            f"pairs, e.g. ({first['u']!r}, {first['i']!r}); pass duplicates='sum' or 'last'")
+    if duplicates == "sum":
+        agg = {"r": "sum", **({"t": "max"} if "t" in df else {})}
+        return df.groupby(["u", "i"], sort=False, as_index=False).agg(agg)
+    order = df.sort_values("t", kind="stable") if "t" in df else df
+    return order.drop_duplicates(["u", "i"], keep="last")

@@ -1,0 +1,135 @@
+"""Train/test splits for the book's fixed evaluation protocols.
+
+Every split returns :class:`~reclib.Interactions` objects: the training part gets its own id
+maps, built from its rows only, and every held-out part is built with ``reference=train``, so
+it shares those maps and keeps (and counts) the rows whose user or item training never saw.
+
+========================  =====================================  ===========================
+protocol                  split                                  defaults
+========================  =====================================  ===========================
+rating (RMSE, MAE)        :func:`kfold`                          5 folds, shuffled, seed 0
+top-N (precision, nDCG)   :func:`stratified_split`               75/25 per user, seed 42
+sequential (HR, NDCG)     :func:`leave_last_out`                 last item per user
+========================  =====================================  ===========================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from ._validation import check_float, check_int
+from .interactions import Interactions
+
+
+def _as_interactions(data) -> Interactions:
+    if isinstance(data, Interactions):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return Interactions.from_dataframe(data)
+    raise TypeError(f"data must be a DataFrame or an Interactions, got {type(data).__name__}")
+
+
+def _pair(full: Interactions, train_rows: np.ndarray, *held_out_rows: np.ndarray):
+    """Rebuild the training rows with their own maps, and the held-out rows against them."""
+    if full.unknown_mask.any():
+        raise ValueError("data has rows with unknown ids; split the full data set, "
+                         "not a test set built against a reference")
+    train = Interactions.from_dataframe(full.subset(train_rows).to_dataframe())
+    held = [Interactions.from_dataframe(full.subset(rows).to_dataframe(), reference=train)
+            for rows in held_out_rows]
+    return (train, *held)
+
+
+def kfold(data, n_splits: int = 5, seed: int | None = 0) -> Iterator[tuple[Interactions, Interactions]]:
+    """K-fold cross-validation over interactions (the rating protocol).
+
+    The rows are shuffled once with ``seed`` and cut into ``n_splits`` folds of (almost)
+    equal size; fold ``f`` is the test set of split ``f``. Users and items that appear only in
+    the test fold stay in it, with index ``-1``; rating models fall back to the parts of the
+    prediction they know (for example ``mu + b_i`` for an unknown user), as Surprise does.
+
+    Yields
+    ------
+    (train, test) : tuple of Interactions
+    """
+    full = _as_interactions(data)
+    n_splits = check_int("n_splits", n_splits, minimum=2, maximum=full.n_interactions)
+    order = np.random.default_rng(seed).permutation(full.n_interactions)
+    for test_rows in np.array_split(order, n_splits):
+        train_mask = np.ones(full.n_interactions, dtype=bool)
+        train_mask[test_rows] = False
+        yield _pair(full, np.flatnonzero(train_mask), np.sort(test_rows))
+
+
+def stratified_split(data, ratio: float = 0.75, seed: int | None = 42) -> tuple[Interactions, Interactions]:
+    """Per-user random split (the top-N protocol).
+
+    Each user's interactions are shuffled and the first ``round(ratio * n_u)`` go to training
+    (rounding half up), so every user keeps about ``ratio`` of their history in training and is
+    evaluated on the rest. A user with a single interaction keeps it in training.
+    """
+    full = _as_interactions(data)
+    ratio = check_float("ratio", ratio, minimum=0.0, maximum=1.0)
+    if not 0.0 < ratio < 1.0:
+        raise ValueError(f"ratio == {ratio}, must be strictly between 0 and 1")
+    key = np.random.default_rng(seed).random(full.n_interactions)
+    order = np.lexsort((key, full.users))
+    rank = _rank_within_user(full.users[order])
+    counts = np.bincount(full.users, minlength=full.n_users)[full.users[order]]
+    n_train = np.maximum(np.floor(ratio * counts + 0.5), 1)
+    train_rows = np.sort(order[rank < n_train])
+    test_rows = np.sort(order[rank >= n_train])
+    return _pair(full, train_rows, test_rows)
+
+
+def leave_last_out(data, validation: bool = False):
+    """Per-user split by time (the sequential protocol).
+
+    Each user's last interaction (by timestamp; ties keep the data's row order) is the test
+    item; with ``validation=True`` the second-to-last is the validation item. Users with too
+    few interactions to give one to every part keep them all in training.
+
+    Returns
+    -------
+    (train, test) or (train, validation, test) : tuple of Interactions
+    """
+    full = _as_interactions(data)
+    if full.timestamps is None:
+        raise ValueError("leave_last_out needs timestamps, and data has none")
+    order = np.lexsort((np.arange(full.n_interactions), full.timestamps, full.users))
+    users_sorted = full.users[order]
+    counts = np.bincount(full.users, minlength=full.n_users)[users_sorted]
+    from_end = counts - 1 - _rank_within_user(users_sorted)  # 0 = the user's last interaction
+    n_held = 2 if validation else 1
+    eligible = counts > n_held
+    test_rows = np.sort(order[eligible & (from_end == 0)])
+    if validation:
+        valid_rows = np.sort(order[eligible & (from_end == 1)])
+        train_rows = np.sort(order[~eligible | (from_end >= 2)])
+        return _pair(full, train_rows, valid_rows, test_rows)
+    train_rows = np.sort(order[~eligible | (from_end >= 1)])
+    return _pair(full, train_rows, test_rows)
+
+
+def temporal_split(data, ratio: float = 0.8) -> tuple[Interactions, Interactions]:
+    """Global time cut: the earliest ``ratio`` of all interactions train, the rest test."""
+    full = _as_interactions(data)
+    ratio = check_float("ratio", ratio, minimum=0.0, maximum=1.0)
+    if full.timestamps is None:
+        raise ValueError("temporal_split needs timestamps, and data has none")
+    order = np.argsort(full.timestamps, kind="stable")
+    n_train = int(round(ratio * full.n_interactions))
+    if not 0 < n_train < full.n_interactions:
+        raise ValueError(f"ratio == {ratio} leaves one side empty")
+    return _pair(full, np.sort(order[:n_train]), np.sort(order[n_train:]))
+
+
+def _rank_within_user(users_sorted: np.ndarray) -> np.ndarray:
+    """Position of each row inside its run of equal user indices (input sorted by user)."""
+    n = len(users_sorted)
+    starts = np.r_[0, np.flatnonzero(np.diff(users_sorted)) + 1]
+    run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    return np.arange(n) - run_start

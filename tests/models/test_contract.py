@@ -1,0 +1,144 @@
+"""The contract every reclib recommender passes (DESIGN §7).
+
+Models are discovered from ``reclib.models.__all__`` (and the other model namespaces once
+they exist), so a new model is tested the moment it is exported. ``FAST_PARAMS`` holds small
+settings for tiny data; a model absent from it is tested at its defaults.
+"""
+
+import numpy as np
+import pytest
+
+import reclib
+from reclib.models import NotFittedError, Recommender
+from tests.conftest import own_half, planted_frame
+
+#: Small, quick settings per model for the tiny planted data.
+FAST_PARAMS = {
+    "BaselinePredictor": {"random_state": 0},
+}
+
+#: Models whose list is the same for every user: they skip the planted-preference check.
+NON_PERSONALISED = {"GlobalMean", "Popularity", "BaselinePredictor"}
+
+
+def _model_classes():
+    classes = []
+    for name in reclib.models.__all__:
+        obj = getattr(reclib.models, name)
+        if isinstance(obj, type) and issubclass(obj, Recommender) and obj is not Recommender:
+            classes.append(obj)
+    return classes
+
+
+MODELS = _model_classes()
+IDS = [cls.__name__ for cls in MODELS]
+
+
+def make(cls, **extra):
+    params = dict(FAST_PARAMS.get(cls.__name__, {}))
+    if "random_state" in cls._param_names():
+        params.setdefault("random_state", 0)
+    params.update(extra)
+    return cls(**params)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return reclib.Interactions.from_dataframe(planted_frame())
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return {cls.__name__: make(cls).fit(data) for cls in MODELS}
+
+
+@pytest.mark.parametrize("cls", MODELS, ids=IDS)
+class TestContract:
+    def test_constructor_only_stores(self, cls):
+        model = make(cls)
+        assert not [k for k in vars(model) if k.endswith("_")]
+        assert set(model.get_params()) == set(cls._param_names())
+
+    def test_fit_returns_self(self, cls, data):
+        model = make(cls)
+        assert model.fit(data) is model
+        assert model.n_users == data.n_users and model.n_items == data.n_items
+
+    def test_not_fitted_error(self, cls):
+        model = make(cls)
+        with pytest.raises(NotFittedError, match="not fitted"):
+            model.recommend(["u0"])
+        with pytest.raises(NotFittedError, match="not fitted"):
+            model.predict(["u0"], ["i0"])
+
+    def test_recommend_shapes_order_and_no_seen(self, cls, data, fitted):
+        model = fitted[cls.__name__]
+        users = data.user_ids
+        items, scores = model.recommend(users, k=5)
+        assert items.shape == scores.shape == (len(users), 5)
+        assert np.all(np.diff(scores, axis=1) <= 1e-12)
+        seen = data.to_dataframe().groupby("user_id")["item_id"].apply(set)
+        for u, row in zip(users, items):
+            assert not set(row) & seen[u]
+            assert len(set(row)) == 5
+
+    def test_batch_equals_single_calls(self, cls, data, fitted):
+        model = fitted[cls.__name__]
+        users = data.user_ids[:6]
+        items, scores = model.recommend(users, k=4)
+        for n, u in enumerate(users):
+            one_items, one_scores = model.recommend([u], k=4)
+            np.testing.assert_allclose(one_scores[0], scores[n], rtol=1e-6, atol=1e-9)
+        pairs_u = np.repeat(users, 3)
+        pairs_i = np.tile(data.item_ids[:3], len(users))
+        batch = model.predict(pairs_u, pairs_i)
+        single = [model.predict([u], [i])[0] for u, i in zip(pairs_u, pairs_i)]
+        np.testing.assert_allclose(batch, single, rtol=1e-6, atol=1e-9)
+
+    def test_predict_agrees_with_recommend(self, cls, data, fitted):
+        model = fitted[cls.__name__]
+        users = data.user_ids[:5]
+        items, scores = model.recommend(users, k=3)
+        again = model.predict(np.repeat(users, 3), items.ravel()).reshape(items.shape)
+        np.testing.assert_allclose(again, scores, rtol=1e-5, atol=1e-6)
+
+    def test_bad_input_is_named(self, cls, fitted):
+        model = fitted[cls.__name__]
+        with pytest.raises(ValueError, match="k == 0"):
+            model.recommend(["u0"], k=0)
+        with pytest.raises(ValueError, match="unknown user"):
+            model.recommend(["nobody"])
+        with pytest.raises(ValueError, match="unknown item"):
+            model.predict(["u0"], ["nothing"])
+
+    def test_save_load_round_trip(self, cls, data, fitted, tmp_path):
+        model = fitted[cls.__name__]
+        path = model.save(tmp_path / "model")
+        loaded = Recommender.load(path)
+        assert type(loaded) is cls and loaded.get_params() == model.get_params()
+        a_items, a_scores = model.recommend(data.user_ids, k=5)
+        b_items, b_scores = loaded.recommend(data.user_ids, k=5)
+        np.testing.assert_array_equal(a_items, b_items)
+        np.testing.assert_allclose(a_scores, b_scores)
+        with np.load(path, allow_pickle=False) as npz:
+            assert "__meta__" in npz.files
+
+    def test_same_seed_same_result(self, cls, data):
+        a = make(cls).fit(data).recommend(data.user_ids, k=5)
+        b = make(cls).fit(data).recommend(data.user_ids, k=5)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_allclose(a[1], b[1])
+
+    def test_refit_starts_from_scratch(self, cls, data):
+        other = reclib.Interactions.from_dataframe(planted_frame(seed=1))
+        refit = make(cls).fit(other).fit(data)
+        fresh = make(cls).fit(data)
+        np.testing.assert_allclose(refit.recommend(data.user_ids, k=5)[1],
+                                   fresh.recommend(data.user_ids, k=5)[1], rtol=1e-6, atol=1e-9)
+
+    def test_planted_preferences_are_recovered(self, cls, data, fitted):
+        if cls.__name__ in NON_PERSONALISED:
+            pytest.skip("the same list for every user: nothing personal to recover")
+        items, _ = fitted[cls.__name__].recommend(data.user_ids, k=3)
+        share = np.mean([own_half(u, i) for u, row in zip(data.user_ids, items) for i in row])
+        assert share >= 0.8, f"only {share:.0%} of the top-3 items are in the user's own half"
