@@ -37,6 +37,10 @@ def _pair(full: Interactions, train_rows: np.ndarray, *held_out_rows: np.ndarray
     if full.unknown_mask.any():
         raise ValueError("data has rows with unknown ids; split the full data set, "
                          "not a test set built against a reference")
+    if len(train_rows) == 0 or any(len(rows) == 0 for rows in held_out_rows):
+        raise ValueError(f"this split of {full.n_interactions} interactions leaves a part empty "
+                         f"(train {len(train_rows)}, held out "
+                         f"{[len(rows) for rows in held_out_rows]}); the data are too small")
     train = Interactions.from_dataframe(full.subset(train_rows).to_dataframe())
     held = [Interactions.from_dataframe(full.subset(rows).to_dataframe(), reference=train)
             for rows in held_out_rows]

@@ -170,9 +170,10 @@ class BaselinePredictor(Recommender):
 
 def baseline_objective(ratings, users, items, mean, user_bias, item_bias, reg_user, reg_item):
     r"""The objective :math:`J(b)` of :class:`BaselinePredictor` (halved squared error)."""
-    error = ratings - mean - user_bias[users] - item_bias[items]
-    return float(0.5 * (error @ error + reg_user * user_bias @ user_bias
-                        + reg_item * item_bias @ item_bias))
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run is reported by the caller
+        error = ratings - mean - user_bias[users] - item_bias[items]
+        return float(0.5 * (error @ error + reg_user * user_bias @ user_bias
+                            + reg_item * item_bias @ item_bias))
 
 
 @numba.njit(cache=True)
