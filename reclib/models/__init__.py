@@ -2,5 +2,8 @@
 
 from .base import NotFittedError, Recommender
 from .baselines import BaselinePredictor, GlobalMean, Popularity
+from .factorization import BiasedMF, ExplicitALS, FunkSVD
+from .svdpp import SVDpp
 
-__all__ = ["Recommender", "NotFittedError", "GlobalMean", "Popularity", "BaselinePredictor"]
+__all__ = ["Recommender", "NotFittedError", "GlobalMean", "Popularity", "BaselinePredictor",
+           "FunkSVD", "BiasedMF", "ExplicitALS", "SVDpp"]

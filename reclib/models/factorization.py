@@ -1,0 +1,280 @@
+"""Matrix factorisation for explicit ratings: FunkSVD, biased MF (SGD or ALS) and ALS.
+
+Every model minimises the regularised squared error over the *observed* ratings only (the
+objective :math:`J` of :mod:`reclib.models._factor_base`), which is what separates them from
+a truncated SVD of a filled-in matrix.
+
+References
+----------
+S. Funk, "Netflix Update: Try This at Home", 2006, https://sifter.org/~simon/journal/20061211.html
+Y. Koren, R. Bell, C. Volinsky, "Matrix factorization techniques for recommender systems",
+IEEE Computer 42(8), 2009.
+Y. Zhou, D. Wilkinson, R. Schreiber, R. Pan, "Large-scale parallel collaborative filtering for
+the Netflix Prize", AAIM 2008 (ALS with weighted-lambda regularisation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._validation import check_choice
+from ..interactions import Interactions
+from ._factor_base import FactorModel, als_solve_rows, mf_objective
+from ._sgd_kernels import mf_epoch
+
+
+class FunkSVD(FactorModel):
+    r"""Plain matrix factorisation fitted by SGD, :math:`\hat r_{ui} = p_u^\top q_i`.
+
+    Minimises
+
+    .. math::
+
+        J = \tfrac12 \sum_{(u,i) \in \mathcal{R}}
+            \big[(r_{ui} - p_u^\top q_i)^2 + \lambda (\lVert p_u\rVert^2 + \lVert q_i\rVert^2)\big]
+
+    by visiting the ratings in random order and stepping against one rating's gradient,
+    with :math:`e_{ui} = r_{ui} - p_u^\top q_i`:
+
+    .. math::
+
+        p_u \leftarrow p_u + \eta\,(e_{ui} q_i - \lambda p_u), \qquad
+        q_i \leftarrow q_i + \eta\,(e_{ui} p_u - \lambda q_i).
+
+    The defaults are those of Surprise's ``SVD(biased=False)``. A pair with an unknown user
+    or item gets the global mean (the model has nothing else to say about it).
+
+    Parameters
+    ----------
+    n_factors : int
+        :math:`k`, the length of :math:`p_u` and :math:`q_i`.
+    n_epochs : int
+        Passes over the training ratings.
+    lr : float
+        Step size :math:`\eta`.
+    reg : float
+        :math:`\lambda \ge 0`.
+    init_std : float
+        Factors start as :math:`\mathcal{N}(0, \texttt{init\_std}^2)`.
+    random_state : int, optional
+        Seeds the initialisation and the visiting order.
+    verbose : bool
+        Show a progress bar over epochs.
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : ndarray of shape (n_users, k), (n_items, k)
+        :math:`P` and :math:`Q`.
+    mean_ : float
+        The mean training rating (used only for unknown pairs).
+    loss_history_ : ndarray of shape (n_epochs,)
+        :math:`J` after each epoch.
+    """
+
+    def __init__(self, n_factors: int = 100, n_epochs: int = 20, lr: float = 0.005,
+                 reg: float = 0.02, init_std: float = 0.1, random_state=None,
+                 verbose: bool = False):
+        self.n_factors = n_factors
+        self.n_epochs = n_epochs
+        self.lr = lr
+        self.reg = reg
+        self.init_std = init_std
+        self.random_state = random_state
+        self.verbose = verbose
+
+    _biased = False
+
+    def _validate_params(self) -> None:
+        self._validate_common()
+
+    def _fit(self, data: Interactions) -> None:
+        self.mean_ = float(data.ratings.mean())
+        self._run_epochs(data)
+
+    def _init_state(self, data, rng) -> None:
+        k = self.n_factors
+        self.user_factors_ = rng.normal(0.0, self.init_std, (data.n_users, k))
+        self.item_factors_ = rng.normal(0.0, self.init_std, (data.n_items, k))
+        self.user_bias_ = np.zeros(data.n_users) if self._biased else None
+        self.item_bias_ = np.zeros(data.n_items) if self._biased else None
+
+    def _epoch(self, data, rng) -> None:
+        order = rng.permutation(data.n_interactions)
+        dummy = np.zeros(1)
+        mf_epoch(data.users, data.items, data.ratings, order,
+                 self.mean_ if self._biased else 0.0,
+                 self.user_bias_ if self._biased else dummy,
+                 self.item_bias_ if self._biased else dummy,
+                 self.user_factors_, self.item_factors_, self.lr, self.reg,
+                 getattr(self, "reg_bias", 0.0), self._biased)
+
+    def _loss(self, data) -> float:
+        return mf_objective(data.users, data.items, data.ratings,
+                            self.mean_ if self._biased else 0.0, self.user_bias_,
+                            self.item_bias_, self.user_factors_, self.item_factors_,
+                            self.reg, getattr(self, "reg_bias", 0.0))
+
+
+class BiasedMF(FunkSVD):
+    r"""Matrix factorisation with biases, :math:`\hat r_{ui} = \mu + b_u + b_i + p_u^\top q_i`.
+
+    Minimises (Koren, Bell and Volinsky, 2009, eq. 5)
+
+    .. math::
+
+        J = \tfrac12 \sum_{(u,i) \in \mathcal{R}} \big[ e_{ui}^2
+            + \lambda (\lVert p_u\rVert^2 + \lVert q_i\rVert^2) + \lambda_b (b_u^2 + b_i^2) \big],
+        \qquad e_{ui} = r_{ui} - \hat r_{ui},
+
+    with :math:`\mu` fixed at the mean training rating.
+
+    ``solver="sgd"`` steps against one rating's gradient at a time (the updates of Surprise's
+    ``SVD``):
+
+    .. math::
+
+        b_u \leftarrow b_u + \eta (e_{ui} - \lambda_b b_u), \quad
+        b_i \leftarrow b_i + \eta (e_{ui} - \lambda_b b_i), \quad
+        p_u \leftarrow p_u + \eta (e_{ui} q_i - \lambda p_u), \quad
+        q_i \leftarrow q_i + \eta (e_{ui} p_u - \lambda q_i).
+
+    ``solver="als"`` alternates exact minimisers: with the items fixed, each user's
+    :math:`w_u = (p_u, b_u)` solves a ridge regression on :math:`x_i = (q_i, 1)` and
+    :math:`y_{ui} = r_{ui} - \mu - b_i`,
+
+    .. math::
+
+        \Big(\sum_{i \in \mathcal{R}(u)} x_i x_i^\top + n_u \Lambda\Big) w_u
+        = \sum_{i \in \mathcal{R}(u)} y_{ui}\, x_i, \qquad
+        \Lambda = \mathrm{diag}(\lambda, \dots, \lambda, \lambda_b),
+
+    and symmetrically for the items. Both solvers minimise the same :math:`J`. A pair with an
+    unknown user is predicted as :math:`\mu + b_i`, one with an unknown item as
+    :math:`\mu + b_u`.
+
+    Parameters
+    ----------
+    n_factors, n_epochs, lr, reg, init_std, random_state, verbose
+        As in :class:`FunkSVD` (``lr`` is unused by ALS).
+    reg_bias : float
+        :math:`\lambda_b \ge 0`.
+    solver : {"sgd", "als"}
+
+    Attributes
+    ----------
+    mean_ : float
+        :math:`\mu`.
+    user_bias_, item_bias_ : ndarray
+        :math:`b_u` and :math:`b_i`.
+    user_factors_, item_factors_ : ndarray
+        :math:`P` and :math:`Q`.
+    loss_history_ : ndarray of shape (n_epochs,)
+        :math:`J` after each epoch.
+    """
+
+    _biased = True
+
+    def __init__(self, n_factors: int = 50, n_epochs: int = 40, lr: float = 0.007,
+                 reg: float = 0.05, reg_bias: float = 0.02, init_std: float = 0.05,
+                 solver: str = "sgd", random_state=None, verbose: bool = False):
+        self.n_factors = n_factors
+        self.n_epochs = n_epochs
+        self.lr = lr
+        self.reg = reg
+        self.reg_bias = reg_bias
+        self.init_std = init_std
+        self.solver = solver
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _validate_params(self) -> None:
+        check_choice("solver", self.solver, {"sgd", "als"})
+        self._validate_common()
+
+    def _init_state(self, data, rng) -> None:
+        super()._init_state(data, rng)
+        if self.solver == "als":
+            self._by_user = data.to_csr()
+            self._by_item = sp.csr_matrix(self._by_user.T)
+
+    def _epoch(self, data, rng) -> None:
+        if self.solver == "sgd":
+            return super()._epoch(data, rng)
+        k = self.n_factors
+        reg_diag = np.r_[np.full(k, self.reg), self.reg_bias]
+        ones_u, ones_i = np.ones((data.n_users, 1)), np.ones((data.n_items, 1))
+        R = self._by_user  # users first: they see the current items
+        y = R.data - self.mean_ - self.item_bias_[R.indices]
+        W = als_solve_rows(R.indptr, R.indices, y, np.hstack([self.item_factors_, ones_i]),
+                           reg_diag)
+        self.user_factors_, self.user_bias_ = W[:, :k], W[:, k].copy()
+        R = self._by_item
+        y = R.data - self.mean_ - self.user_bias_[R.indices]
+        W = als_solve_rows(R.indptr, R.indices, y, np.hstack([self.user_factors_, ones_u]),
+                           reg_diag)
+        self.item_factors_, self.item_bias_ = W[:, :k], W[:, k].copy()
+
+
+class ExplicitALS(FunkSVD):
+    r"""Matrix factorisation :math:`\hat r_{ui} = p_u^\top q_i` fitted by alternating least
+    squares (ALS-WR of Zhou et al., 2008).
+
+    Minimises the same :math:`J` as :class:`FunkSVD`. With :math:`Q` fixed, :math:`J` is a
+    sum of independent ridge regressions, one per user, whose minimiser solves the normal
+    equations (set :math:`\partial J / \partial p_u = 0`)
+
+    .. math::
+
+        \Big(\sum_{i \in \mathcal{R}(u)} q_i q_i^\top + \lambda n_u I\Big) p_u
+        = \sum_{i \in \mathcal{R}(u)} r_{ui}\, q_i ,
+
+    and symmetrically for each :math:`q_i` with :math:`P` fixed. Every half-step is exact, so
+    :math:`J` never increases and there is no step size to choose. A pair with an unknown user
+    or item gets the global mean.
+
+    Parameters
+    ----------
+    n_factors : int
+        :math:`k`.
+    n_epochs : int
+        Alternations (each updates all users, then all items).
+    reg : float
+        :math:`\lambda \ge 0`.
+    init_std : float
+        Item factors start as :math:`\mathcal{N}(0, \texttt{init\_std}^2)`.
+    random_state : int, optional
+    verbose : bool
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : ndarray
+        :math:`P` and :math:`Q`.
+    mean_ : float
+        The mean training rating (used only for unknown pairs).
+    loss_history_ : ndarray of shape (n_epochs,)
+        :math:`J` after each alternation.
+    """
+
+    def __init__(self, n_factors: int = 20, n_epochs: int = 15, reg: float = 0.1,
+                 init_std: float = 0.1, random_state=None, verbose: bool = False):
+        self.n_factors = n_factors
+        self.n_epochs = n_epochs
+        self.reg = reg
+        self.init_std = init_std
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _init_state(self, data, rng) -> None:
+        super()._init_state(data, rng)
+        self._by_user = data.to_csr()
+        self._by_item = sp.csr_matrix(self._by_user.T)
+
+    def _epoch(self, data, rng) -> None:
+        reg_diag = np.full(self.n_factors, self.reg)
+        R = self._by_user
+        self.user_factors_ = als_solve_rows(R.indptr, R.indices, R.data, self.item_factors_,
+                                            reg_diag)
+        R = self._by_item
+        self.item_factors_ = als_solve_rows(R.indptr, R.indices, R.data, self.user_factors_,
+                                            reg_diag)
