@@ -8,8 +8,8 @@ Large Models*.
 >>> reclib.evaluation.evaluate_ranking(model, train, test, k=10)["ndcg@10"]  # doctest: +SKIP
 """
 
-from . import datasets, evaluation, models, split
+from . import datasets, evaluation, models, notebook, split
 from .interactions import Interactions
 
 __version__ = "0.1.0"
-__all__ = ["Interactions", "datasets", "evaluation", "models", "split", "__version__"]
+__all__ = ["Interactions", "datasets", "evaluation", "models", "notebook", "split", "__version__"]

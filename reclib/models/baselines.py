@@ -35,6 +35,32 @@ class GlobalMean(Recommender):
         return np.full((len(users), self.n_items), self.mean_)
 
 
+class Random(Recommender):
+    """Score every (user, item) pair with a seeded uniform random number: the floor of top-N.
+
+    Scores are a pure function of ``(random_state, user index)``, so ``predict`` and
+    ``recommend`` agree and a saved model gives the same lists after loading.
+
+    Parameters
+    ----------
+    random_state : int
+        Seed of the scores.
+    """
+
+    def __init__(self, random_state: int = 0):
+        self.random_state = random_state
+
+    def _validate_params(self) -> None:
+        check_int("random_state", self.random_state, minimum=0)
+
+    def _fit(self, data: Interactions) -> None:
+        self.seed_ = int(self.random_state)
+
+    def _score_users(self, users):
+        return np.stack([np.random.default_rng([self.seed_, int(u)]).random(self.n_items)
+                         for u in users]) if len(users) else np.empty((0, self.n_items))
+
+
 class Popularity(Recommender):
     """Score every item by the number of training interactions it has (most popular first).
 
