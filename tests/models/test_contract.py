@@ -15,6 +15,8 @@ from tests.conftest import own_half, planted_frame
 #: Small, quick settings per model for the tiny planted data.
 FAST_PARAMS = {
     "BaselinePredictor": {"random_state": 0},
+    "UserKNN": {"k": 10, "shrinkage": 10.0},
+    "ItemKNN": {"k": 10, "shrinkage": 10.0},
     "FunkSVD": {"n_factors": 4, "n_epochs": 60, "lr": 0.02},
     "BiasedMF": {"n_factors": 4, "n_epochs": 60, "lr": 0.02},
     "ExplicitALS": {"n_factors": 4, "n_epochs": 10},
