@@ -3,9 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Numba's cache and Matplotlib's config stay inside the build tree, never in $HOME.
+# Numba's cache stays inside the build tree, never in $HOME.
 export NUMBA_CACHE_DIR := $(CURDIR)/_build/numba-cache
-export MPLBACKEND := Agg
 export RECLIB_METRICS_DIR := $(CURDIR)/_build/metrics
 
 .PHONY: venv book test unit notebooks notebook-metrics book-check bench lock clean
