@@ -24,7 +24,7 @@ FAST_PARAMS = {
 }
 
 #: Models whose list is the same for every user: they skip the planted-preference check.
-NON_PERSONALISED = {"GlobalMean", "Popularity", "BaselinePredictor"}
+NON_PERSONALISED = {"GlobalMean", "Popularity", "Random", "BaselinePredictor"}
 
 
 def _model_classes():
