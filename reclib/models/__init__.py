@@ -2,10 +2,14 @@
 
 from .base import NotFittedError, Recommender
 from .baselines import BaselinePredictor, GlobalMean, Popularity, Random
+from .bpr import BPR
+from .ease import EASE
 from .factorization import BiasedMF, ExplicitALS, FunkSVD
+from .implicit_als import ImplicitALS
 from .neighbors import ItemKNN, UserKNN
 from .svdpp import SVDpp
 
 __all__ = ["Recommender", "NotFittedError", "GlobalMean", "Popularity", "Random", "BaselinePredictor",
+           "ImplicitALS", "BPR", "EASE",
            "FunkSVD", "BiasedMF", "ExplicitALS", "SVDpp",
            "UserKNN", "ItemKNN"]

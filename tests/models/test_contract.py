@@ -15,6 +15,9 @@ from tests.conftest import own_half, planted_frame
 #: Small, quick settings per model for the tiny planted data.
 FAST_PARAMS = {
     "BaselinePredictor": {"random_state": 0},
+    "ImplicitALS": {"n_factors": 4, "n_epochs": 10, "reg": 0.1, "alpha": 5.0},
+    "BPR": {"n_factors": 4, "n_epochs": 60, "lr": 0.05, "reg": 0.01},
+    "EASE": {"reg": 10.0},
     "UserKNN": {"k": 10, "shrinkage": 10.0},
     "ItemKNN": {"k": 10, "shrinkage": 10.0},
     "FunkSVD": {"n_factors": 4, "n_epochs": 60, "lr": 0.02},
