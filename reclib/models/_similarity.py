@@ -110,7 +110,8 @@ def bm25_weight(matrix: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:
 
     .. math::
 
-        w_{du} = x_{du}\,\frac{k_1 + 1}{x_{du} + k_1 \left(1 - b + b\,\frac{|d|}{\overline{|d|}}\right)}
+        w_{du} = x_{du}\,
+                 \frac{k_1 + 1}{x_{du} + k_1 \left(1 - b + b\,\frac{|d|}{\overline{|d|}}\right)}
                  \;\log\frac{N}{1 + n_u},
 
     with :math:`|d|` the row sum, :math:`N` the number of rows and :math:`n_u` the number of
@@ -126,7 +127,10 @@ def bm25_weight(matrix: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:
 
 
 def tfidf_weight(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    r"""TF-IDF weights of a rows-are-documents matrix: :math:`w_{du} = \sqrt{x_{du}}\,\log\frac{N}{1 + n_u}`."""
+    r"""TF-IDF weights of a rows-are-documents matrix.
+
+    .. math:: w_{du} = \sqrt{x_{du}}\,\log\frac{N}{1 + n_u}
+    """
     coo = sp.coo_matrix(matrix, dtype=np.float64)
     idf = np.log(coo.shape[0]) - np.log1p(np.bincount(coo.col, minlength=coo.shape[1]))
     data = np.sqrt(coo.data) * idf[coo.col]
