@@ -166,7 +166,9 @@ def test_factors_learn_the_planted_groups():
 @pytest.mark.slow
 def test_movielens_fold_accuracy(ml100k):
     train, test = next(reclib.split.kfold(ml100k, n_splits=5, seed=0))
-    biased = reclib.evaluation.evaluate_ratings(BiasedMF(random_state=0).fit(train), test)
+    biased = reclib.evaluation.evaluate_ratings(
+        BiasedMF(n_factors=50, n_epochs=40, lr=0.007, reg=0.05, init_std=0.05,
+                 random_state=0).fit(train), test)
     baseline = reclib.evaluation.evaluate_ratings(
         reclib.models.BaselinePredictor().fit(train), test)
     assert biased["rmse"] < 0.92

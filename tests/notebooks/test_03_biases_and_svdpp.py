@@ -1,0 +1,34 @@
+"""Headline metrics recorded by notebooks/03_biases_and_svdpp.ipynb (run it first)."""
+
+import json
+
+import pytest
+
+from reclib.notebook import metrics_dir
+
+
+@pytest.fixture(scope="module")
+def payload():
+    path = metrics_dir() / "03_biases_and_svdpp.json"
+    assert path.exists(), f"{path} is missing: run the notebook first (make notebooks)"
+    return json.loads(path.read_text())
+
+
+def test_double_counted_mean_is_worse(payload):
+    metrics = payload["metrics"]
+    assert metrics["double_mean_rmse"] > metrics["baseline_valid_rmse"] + 0.5
+
+
+def test_worked_example(payload):
+    metrics = payload["metrics"]
+    assert metrics["worked_example"] == pytest.approx(metrics["worked_example_by_hand"], abs=1e-12)
+    assert metrics["worked_example"] == pytest.approx(3.5 + 0.2 - 0.3 - 0.044142, abs=1e-6)
+
+
+def test_biases_help(payload):
+    test = payload["metrics"]["test_rmse"]
+    valid = payload["metrics"]["valid_rmse"]
+    assert valid["BiasedMF"] < valid["FunkSVD"]
+    assert test["BiasedMF"] < test["BaselinePredictor"]
+    assert test["BiasedMF"] < (0.94 if payload["quick"] else 0.925)
+    assert test["SVDpp"] < (0.945 if payload["quick"] else 0.925)
