@@ -275,8 +275,7 @@ class ItemKNN(_Neighbourhood):
 
     Parameters
     ----------
-    k, min_k, similarity, shrinkage, centering, feedback, weighting, bm25_k1, bm25_b,
-    reg_user, reg_item, baseline_epochs, verbose
+    k, min_k, similarity, shrinkage, centering, feedback, weighting, bm25_k1, bm25_b, reg_user, reg_item, baseline_epochs, verbose
         As for :class:`UserKNN`, with items in the place of users. In implicit mode ``k``
         is the number of neighbours kept per item.
 
