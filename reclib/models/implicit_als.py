@@ -70,7 +70,9 @@ class ImplicitALS(Recommender):
     n_factors : int
         :math:`f`, the number of latent factors.
     reg : float
-        :math:`\lambda \ge 0`.
+        :math:`\lambda \ge 0`. With the default ``reg_exponent=1`` it multiplies the row's
+        total confidence, so it is small; with ``reg_exponent=0`` useful values on MovieLens
+        100K are in the tens to hundreds.
     alpha : float
         :math:`\alpha \ge 0`, the extra confidence of observed entries.
     confidence : {"linear", "log"}
@@ -79,7 +81,9 @@ class ImplicitALS(Recommender):
     binary : bool
         Treat every interaction as :math:`r_{ui} = 1` (default) or use the stored ratings.
     reg_exponent : float
-        :math:`\nu \in [0, 1]`, the frequency scaling of the regularisation.
+        :math:`\nu \in [0, 1]`, the frequency scaling of the regularisation. The defaults
+        (:math:`\nu = 1`, :math:`\lambda = 0.03`, :math:`\alpha = 10`) won a validation split
+        carved from the MovieLens 100K training set (``benchmarks/ranking_ml100k.py``).
     n_epochs : int
         Sweeps (users then items).
     solver : {"cg", "exact"}
@@ -100,9 +104,9 @@ class ImplicitALS(Recommender):
         :math:`J` after each sweep.
     """
 
-    def __init__(self, n_factors: int = 64, reg: float = 0.1, alpha: float = 10.0,
+    def __init__(self, n_factors: int = 64, reg: float = 0.03, alpha: float = 10.0,
                  confidence: str = "linear", epsilon: float = 1.0, binary: bool = True,
-                 reg_exponent: float = 0.0, n_epochs: int = 15, solver: str = "cg",
+                 reg_exponent: float = 1.0, n_epochs: int = 15, solver: str = "cg",
                  cg_steps: int = 3, init_std: float = 0.1, random_state=None,
                  verbose: bool = False):
         self.n_factors = n_factors
@@ -168,11 +172,12 @@ class ImplicitALS(Recommender):
                     _solve_exact(M.indptr, M.indices, M.data, A, B, gram, reg)
                 else:
                     _solve_cg(M.indptr, M.indices, M.data, A, B, gram, reg, self.cg_steps)
-            if not (np.isfinite(X).all() and np.isfinite(Y).all()):
+            loss = ials_objective(C, X, Y, reg_u, reg_i)
+            if not (np.isfinite(loss) and np.isfinite(X).all() and np.isfinite(Y).all()):
                 raise FloatingPointError(
-                    f"{type(self).__name__} diverged at sweep {sweep + 1}; raise reg "
-                    f"(now {self.reg}) or lower alpha (now {self.alpha})")
-            history.append(ials_objective(C, X, Y, reg_u, reg_i))
+                    f"{type(self).__name__} diverged at sweep {sweep + 1} (loss {loss}); "
+                    f"raise reg (now {self.reg}) or lower alpha (now {self.alpha})")
+            history.append(loss)
         self.user_factors_, self.item_factors_ = X, Y
         self.loss_history_ = np.array(history)
 

@@ -92,7 +92,8 @@ def test_confidence_options():
 
 
 def test_frequency_scaled_regularisation_is_used(planted):
-    plain = ImplicitALS(n_factors=4, n_epochs=3, random_state=0, reg=0.01).fit(planted)
+    plain = ImplicitALS(n_factors=4, n_epochs=3, random_state=0, reg=0.01,
+                        reg_exponent=0.0).fit(planted)
     scaled = ImplicitALS(n_factors=4, n_epochs=3, random_state=0, reg=0.01,
                          reg_exponent=1.0).fit(planted)
     # lambda_u = reg * (n_items + sum c_ui - 1)^1 is far larger: factors shrink
@@ -114,9 +115,11 @@ def test_bad_hyper_parameters_are_named(planted, param, value, message):
         ImplicitALS(**{param: value}).fit(planted)
 
 
-def test_divergence_raises(planted):
+@pytest.mark.parametrize("reg_exponent", [0.0, 1.0])
+def test_divergence_raises(planted, reg_exponent):
     with pytest.raises(FloatingPointError, match="diverged"):
-        ImplicitALS(n_factors=4, alpha=1e38, reg=0.0, n_epochs=3, random_state=0).fit(planted)
+        ImplicitALS(n_factors=4, alpha=1e38, reg=0.0, reg_exponent=reg_exponent, n_epochs=3,
+                    random_state=0).fit(planted)
 
 
 @pytest.mark.slow
