@@ -138,6 +138,8 @@ class FactorModel(Recommender):
                     f"from {start:.4g} to {loss:.4g}; lower {rate}")
             history.append(loss)
         self.loss_history_ = np.array(history)
+        for scratch in ("_by_user", "_by_item"):  # ALS's copies of the training matrix
+            self.__dict__.pop(scratch, None)
 
     def _user_vectors(self) -> np.ndarray:
         return self.user_factors_
