@@ -40,7 +40,7 @@ notebook-metrics: venv
 	$(BIN)/python -m pytest tests/notebooks -q
 
 book-check: venv
-	RECLIB_QUICK=1 $(BIN)/jupyter-book build . --path-output . -W -n --keep-going
+	RECLIB_QUICK=1 $(BIN)/jupyter-book build . --path-output . -W --keep-going
 
 ## bench: the side-by-side benchmarks against peer libraries (minutes).
 bench: venv
