@@ -19,9 +19,10 @@ def mf_epoch(users, items, ratings, order, mean, user_bias, item_bias, P, Q,
     n_factors = P.shape[1]
     for n in order:
         u, i = users[n], items[n]
+        p_u, q_i = P[u], Q[i]  # row views, updated in place
         dot = 0.0
         for f in range(n_factors):
-            dot += P[u, f] * Q[i, f]
+            dot += p_u[f] * q_i[f]
         if biased:
             e = ratings[n] - (mean + user_bias[u] + item_bias[i] + dot)
             user_bias[u] += lr * (e - reg_bias * user_bias[u])
@@ -29,9 +30,30 @@ def mf_epoch(users, items, ratings, order, mean, user_bias, item_bias, P, Q,
         else:
             e = ratings[n] - dot
         for f in range(n_factors):
-            p, q = P[u, f], Q[i, f]  # both steps use the values before this rating
-            P[u, f] += lr * (e * q - reg * p)
-            Q[i, f] += lr * (e * p - reg * q)
+            p, q = p_u[f], q_i[f]  # both steps use the values before this rating
+            p_u[f] += lr * (e * q - reg * p)
+            q_i[f] += lr * (e * p - reg * q)
+
+
+@numba.njit(cache=True)
+def mf_loss(users, items, ratings, mean, user_bias, item_bias, P, Q, reg, reg_bias,
+            biased):  # pragma: no cover - jit
+    """The objective J of ``_factor_base.mf_objective`` in one pass (no temporaries)."""
+    total = 0.0
+    n_factors = P.shape[1]
+    for n in range(len(users)):
+        u, i = users[n], items[n]
+        dot, norms = 0.0, 0.0
+        for f in range(n_factors):
+            dot += P[u, f] * Q[i, f]
+            norms += P[u, f] * P[u, f] + Q[i, f] * Q[i, f]
+        if biased:
+            e = ratings[n] - (mean + user_bias[u] + item_bias[i] + dot)
+            total += reg_bias * (user_bias[u] ** 2 + item_bias[i] ** 2)
+        else:
+            e = ratings[n] - dot
+        total += e * e + reg * norms
+    return 0.5 * total
 
 
 @numba.njit(cache=True)

@@ -20,8 +20,8 @@ import scipy.sparse as sp
 
 from .._validation import check_choice
 from ..interactions import Interactions
-from ._factor_base import FactorModel, als_solve_rows, mf_objective
-from ._sgd_kernels import mf_epoch
+from ._factor_base import FactorModel, als_solve_rows
+from ._sgd_kernels import mf_epoch, mf_loss
 
 
 class FunkSVD(FactorModel):
@@ -110,10 +110,13 @@ class FunkSVD(FactorModel):
                  getattr(self, "reg_bias", 0.0), self._biased)
 
     def _loss(self, data) -> float:
-        return mf_objective(data.users, data.items, data.ratings,
-                            self.mean_ if self._biased else 0.0, self.user_bias_,
-                            self.item_bias_, self.user_factors_, self.item_factors_,
-                            self.reg, getattr(self, "reg_bias", 0.0))
+        dummy = np.zeros(1)
+        return mf_loss(data.users, data.items, data.ratings,
+                       self.mean_ if self._biased else 0.0,
+                       self.user_bias_ if self._biased else dummy,
+                       self.item_bias_ if self._biased else dummy,
+                       self.user_factors_, self.item_factors_, self.reg,
+                       getattr(self, "reg_bias", 0.0), self._biased)
 
 
 class BiasedMF(FunkSVD):

@@ -6,7 +6,7 @@ import pytest
 import reclib
 from reclib.models import BiasedMF, ExplicitALS, FunkSVD
 from reclib.models._factor_base import als_solve_rows, mf_gradient, mf_objective
-from reclib.models._sgd_kernels import mf_epoch
+from reclib.models._sgd_kernels import mf_epoch, mf_loss
 from tests.conftest import planted_frame
 
 
@@ -176,3 +176,14 @@ def test_movielens_fold_accuracy(ml100k):
     als = reclib.evaluation.evaluate_ratings(
         BiasedMF(solver="als", n_factors=10, reg=0.1, n_epochs=5, random_state=0).fit(train), test)
     assert als["rmse"] < baseline["rmse"]
+
+
+@pytest.mark.parametrize("biased", [True, False])
+def test_compiled_loss_equals_numpy_objective(biased):
+    users, items, ratings, params = tiny_problem(seed=3)
+    if not biased:
+        params.update(mean=0.0, user_bias=np.zeros(1), item_bias=np.zeros(1))
+    fast = mf_loss(users, items, ratings, *params.values(), biased)
+    if not biased:
+        params.update(user_bias=None, item_bias=None)
+    assert fast == pytest.approx(mf_objective(users, items, ratings, **params), rel=1e-12)
