@@ -4,6 +4,13 @@ Raw ids (whatever the data set uses: ints, strings) are mapped to contiguous ind
 ``0 .. n_users - 1`` and ``0 .. n_items - 1`` here and nowhere else. A test set built with
 ``reference=train`` shares the training maps, so index ``u`` means the same user in both; rows
 whose user or item the reference has never seen are kept, with index ``-1``, and counted.
+
+Optional side information travels with the interactions: a user feature table and an item
+feature table, given keyed by the raw id column and stored aligned to the index order (row
+``u`` of :attr:`Interactions.user_features` describes user index ``u``). Subsets, splits and
+test sets built with ``reference=train`` share the same tables. Feature columns may be
+numeric, boolean, string or categorical; a string value may hold several values joined by
+``"|"`` (as MovieLens genres are); :mod:`reclib.features` turns the tables into model inputs.
 """
 
 from __future__ import annotations
@@ -33,10 +40,14 @@ class Interactions:
         The rating (or ``1.0`` for implicit feedback) of each row.
     timestamps : ndarray or None
         The timestamp of each row, if the data had one.
+    user_features, item_features : DataFrame or None
+        Side information, one row per user (item) index in index order (index ``0 .. n - 1``,
+        no id column), or ``None`` when the data carry none.
     """
 
     def __init__(self, users, items, ratings, timestamps, user_ids, item_ids,
-                 raw_unknown_users=None, raw_unknown_items=None):
+                 raw_unknown_users=None, raw_unknown_items=None, *,
+                 user_features=None, item_features=None):
         self.users = np.asarray(users, dtype=np.int64)
         self.items = np.asarray(items, dtype=np.int64)
         self.ratings = np.asarray(ratings, dtype=np.float64)
@@ -57,13 +68,16 @@ class Interactions:
                                    if raw_unknown_items is None else np.asarray(raw_unknown_items))
         self._user_lookup = None
         self._item_lookup = None
+        self.user_features = _check_aligned("user_features", user_features, len(self.user_ids))
+        self.item_features = _check_aligned("item_features", item_features, len(self.item_ids))
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_dataframe(cls, df: pd.DataFrame, reference: "Interactions | None" = None, *,
                        user_col: str = USER_COL, item_col: str = ITEM_COL,
                        rating_col: str | None = RATING_COL, timestamp_col: str | None = _AUTO,
-                       duplicates: str = "raise") -> "Interactions":
+                       duplicates: str = "raise", user_features: pd.DataFrame | None = None,
+                       item_features: pd.DataFrame | None = None) -> "Interactions":
         """Build interactions from a frame of raw ids.
 
         Parameters
@@ -83,6 +97,11 @@ class Interactions:
         duplicates : {"raise", "sum", "last"}
             What to do with repeated (user, item) pairs: raise (default), add their ratings,
             or keep the last row (by timestamp when there is one, otherwise by row order).
+        user_features, item_features : DataFrame, optional
+            Side information keyed by the raw id (a ``user_col`` / ``item_col`` column, or an
+            index of that name), one row per id; extra rows are ignored, a missing id, a
+            missing value or a column that is not numeric, boolean, string or categorical
+            raises. With a ``reference`` they default to the reference's tables.
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
@@ -123,13 +142,25 @@ class Interactions:
         if reference is None:
             users, user_ids = pd.factorize(raw_users, sort=True)
             items, item_ids = pd.factorize(raw_items, sort=True)
-            return cls(users, items, ratings, timestamps, np.asarray(user_ids), np.asarray(item_ids))
+            user_ids, item_ids = np.asarray(user_ids), np.asarray(item_ids)
+            return cls(users, items, ratings, timestamps, user_ids, item_ids,
+                       user_features=_align_features("user_features", user_features, user_col,
+                                                     user_ids),
+                       item_features=_align_features("item_features", item_features, item_col,
+                                                     item_ids))
         if not isinstance(reference, Interactions):
             raise TypeError(f"reference must be an Interactions, got {type(reference).__name__}")
         users = reference.user_index(raw_users, allow_unknown=True)
         items = reference.item_index(raw_items, allow_unknown=True)
+        user_features = (reference.user_features if user_features is None else
+                         _align_features("user_features", user_features, user_col,
+                                         reference.user_ids))
+        item_features = (reference.item_features if item_features is None else
+                         _align_features("item_features", item_features, item_col,
+                                         reference.item_ids))
         return cls(users, items, ratings, timestamps, reference.user_ids, reference.item_ids,
-                   raw_unknown_users=raw_users[users < 0], raw_unknown_items=raw_items[items < 0])
+                   raw_unknown_users=raw_users[users < 0], raw_unknown_items=raw_items[items < 0],
+                   user_features=user_features, item_features=item_features)
 
     @classmethod
     def from_csr(cls, matrix) -> "Interactions":
@@ -230,11 +261,40 @@ class Interactions:
             None if self.timestamps is None else self.timestamps[rows],
             self.user_ids, self.item_ids,
             raw_unknown_users=unknown_users[rows][users < 0],
-            raw_unknown_items=unknown_items[rows][items < 0])
+            raw_unknown_items=unknown_items[rows][items < 0],
+            user_features=self.user_features, item_features=self.item_features)
 
     def known(self) -> "Interactions":
         """The rows whose user and item are both in the id map."""
         return self.subset(~self.unknown_mask)
+
+    def with_features(self, user_features: pd.DataFrame | None = None,
+                      item_features: pd.DataFrame | None = None) -> "Interactions":
+        """The same interactions with feature tables keyed by raw id (see :meth:`from_dataframe`).
+
+        A table left as ``None`` keeps the current one.
+        """
+        return Interactions(
+            self.users, self.items, self.ratings, self.timestamps, self.user_ids, self.item_ids,
+            raw_unknown_users=self._raw_unknown_users, raw_unknown_items=self._raw_unknown_items,
+            user_features=(self.user_features if user_features is None else
+                           _align_features("user_features", user_features, USER_COL,
+                                           self.user_ids)),
+            item_features=(self.item_features if item_features is None else
+                           _align_features("item_features", item_features, ITEM_COL,
+                                           self.item_ids)))
+
+    def feature_tables(self) -> dict:
+        """The feature tables keyed by raw id (an id column first), as ``from_dataframe`` takes them.
+
+        Returns ``{"user_features": frame or None, "item_features": frame or None}``.
+        """
+        out = {}
+        for kind, col, ids in (("user", USER_COL, self.user_ids), ("item", ITEM_COL, self.item_ids)):
+            table = getattr(self, f"{kind}_features")
+            out[f"{kind}_features"] = (None if table is None else
+                                       table.assign(**{col: ids})[[col, *table.columns]])
+        return out
 
     def to_csr(self, binary: bool = False) -> sp.csr_matrix:
         """The users x items matrix of ratings (or of ones when ``binary``).
@@ -300,3 +360,68 @@ def _resolve_duplicates(df: pd.DataFrame, duplicates: str, user_col: str, item_c
         return df.groupby(["u", "i"], sort=False, as_index=False).agg(agg)
     order = df.sort_values("t", kind="stable") if "t" in df else df
     return order.drop_duplicates(["u", "i"], keep="last")
+
+
+def _check_feature_columns(name: str, table: pd.DataFrame, key_col: str | None) -> None:
+    """Every feature column must be numeric, boolean, string or categorical, with no gaps."""
+    columns = [c for c in table.columns if c != key_col]
+    if not columns:
+        raise ValueError(f"{name} has no feature columns besides {key_col!r}")
+    for col in columns:
+        values = table[col]
+        dtype = values.dtype
+        ok = (pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)
+              or (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype))
+              or pd.api.types.is_string_dtype(dtype))
+        if ok and dtype == object:
+            ok = all(isinstance(v, str) for v in values.dropna())
+        if not ok:
+            raise TypeError(f"{name} column {col!r} has dtype {dtype}; feature columns must be "
+                            f"numeric, boolean, string or categorical")
+        missing = np.array(values.isna(), dtype=bool)
+        if pd.api.types.is_float_dtype(dtype):
+            missing |= ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+        if missing.any():
+            raise ValueError(f"{name} column {col!r} has {int(missing.sum())} missing or "
+                             f"infinite value(s), e.g. at row {table.index[missing][0]!r}; "
+                             f"fill them (for example with an 'unknown' category) first")
+
+
+def _align_features(name: str, table, key_col: str, ids: np.ndarray) -> pd.DataFrame | None:
+    """Reorder a feature table keyed by raw id into index order (row ``u`` = index ``u``)."""
+    if table is None:
+        return None
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame keyed by {key_col!r}, "
+                        f"got {type(table).__name__}")
+    if key_col in table.columns:
+        keys = table[key_col].to_numpy()
+    elif table.index.name == key_col:
+        keys = table.index.to_numpy()
+    else:
+        raise ValueError(f"{name} has no {key_col!r} column (nor an index of that name) to key "
+                         f"its rows by; it has columns {list(table.columns)}")
+    _check_feature_columns(name, table, key_col)
+    lookup = pd.Index(keys)
+    if lookup.has_duplicates:
+        dup = lookup[lookup.duplicated()][0]
+        raise ValueError(f"{name} has several rows for {key_col} {dup!r}")
+    pos = lookup.get_indexer(ids)
+    if (pos < 0).any():
+        absent = ids[pos < 0]
+        raise ValueError(f"{name} has no row for {len(absent)} of the {len(ids)} {key_col} "
+                         f"value(s) in the data, e.g. {absent[0]!r}")
+    features = table.drop(columns=[key_col], errors="ignore").iloc[pos]
+    return features.reset_index(drop=True)
+
+
+def _check_aligned(name: str, table, n: int) -> pd.DataFrame | None:
+    """Check a table that is already in index order (the internal, aligned form)."""
+    if table is None:
+        return None
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(table).__name__}")
+    if len(table) != n or not table.index.equals(pd.RangeIndex(n)):
+        raise ValueError(f"{name} must have one row per index 0 .. {n - 1} in order; "
+                         f"got {len(table)} rows (build it with from_dataframe or with_features)")
+    return table

@@ -41,7 +41,10 @@ def _pair(full: Interactions, train_rows: np.ndarray, *held_out_rows: np.ndarray
         raise ValueError(f"this split of {full.n_interactions} interactions leaves a part empty "
                          f"(train {len(train_rows)}, held out "
                          f"{[len(rows) for rows in held_out_rows]}); the data are too small")
-    train = Interactions.from_dataframe(full.subset(train_rows).to_dataframe())
+    # Feature tables are keyed by raw id, so the new training maps pick their rows from them;
+    # the held-out parts then share train's tables through reference=train.
+    train = Interactions.from_dataframe(full.subset(train_rows).to_dataframe(),
+                                        **full.feature_tables())
     held = [Interactions.from_dataframe(full.subset(rows).to_dataframe(), reference=train)
             for rows in held_out_rows]
     return (train, *held)
