@@ -107,3 +107,35 @@ def svdpp_epoch(indptr, indices, order, block_starts, users, items, ratings, mea
         for j in implicit:
             for f in range(n_factors):
                 Y[j, f] = decay * Y[j, f] + shift[f]
+
+
+@numba.njit(cache=True)
+def svdpp_loss(indptr, indices, values, implicit_indptr, implicit_indices, mean, user_bias,
+               item_bias, P, Q, Y, reg, reg_bias):  # pragma: no cover - jit
+    """The SVD++ objective J (``svdpp.svdpp_objective``) from the users x items rating CSR."""
+    n_factors = P.shape[1]
+    z = np.empty(n_factors)
+    total = 0.0
+    for u in range(len(indptr) - 1):
+        implicit = implicit_indices[implicit_indptr[u]:implicit_indptr[u + 1]]
+        norm = 1.0 / np.sqrt(max(len(implicit), 1))
+        z[:] = 0.0
+        y_norms = 0.0
+        for j in implicit:
+            for f in range(n_factors):
+                z[f] += Y[j, f]
+                y_norms += Y[j, f] * Y[j, f]
+        p_norm = 0.0
+        for f in range(n_factors):
+            z[f] = P[u, f] + norm * z[f]  # p_u + z_u
+            p_norm += P[u, f] * P[u, f]
+        for n in range(indptr[u], indptr[u + 1]):
+            i = indices[n]
+            dot, q_norm = 0.0, 0.0
+            for f in range(n_factors):
+                dot += Q[i, f] * z[f]
+                q_norm += Q[i, f] * Q[i, f]
+            e = values[n] - (mean + user_bias[u] + item_bias[i] + dot)
+            total += (e * e + reg * (p_norm + q_norm + y_norms)
+                      + reg_bias * (user_bias[u] ** 2 + item_bias[i] ** 2))
+    return 0.5 * total

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from ..interactions import Interactions
 from ._factor_base import FactorModel
-from ._sgd_kernels import svdpp_epoch
+from ._sgd_kernels import svdpp_epoch, svdpp_loss
 
 
 class SVDpp(FactorModel):
@@ -106,6 +106,7 @@ class SVDpp(FactorModel):
     def _fit(self, data: Interactions) -> None:
         self.mean_ = float(data.ratings.mean())
         self._implicit = data.to_csr(binary=True)  # rows are the sets N(u)
+        self._by_user = data.to_csr()
         self._run_epochs(data)
         self.user_vectors_ = self.user_factors_ + implicit_sum(self._implicit,
                                                                self.implicit_factors_)
@@ -127,10 +128,10 @@ class SVDpp(FactorModel):
                     self.implicit_factors_, self.lr, self.reg, self.reg_bias)
 
     def _loss(self, data) -> float:
-        return svdpp_objective(data.users, data.items, data.ratings, self._implicit, self.mean_,
-                               self.user_bias_, self.item_bias_, self.user_factors_,
-                               self.item_factors_, self.implicit_factors_, self.reg,
-                               self.reg_bias)
+        R, N = self._by_user, self._implicit
+        return svdpp_loss(R.indptr, R.indices, R.data, N.indptr, N.indices, self.mean_,
+                          self.user_bias_, self.item_bias_, self.user_factors_,
+                          self.item_factors_, self.implicit_factors_, self.reg, self.reg_bias)
 
     def _user_vectors(self) -> np.ndarray:
         return self.user_vectors_

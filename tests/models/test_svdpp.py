@@ -5,7 +5,7 @@ import pytest
 
 import reclib
 from reclib.models import SVDpp
-from reclib.models._sgd_kernels import svdpp_epoch
+from reclib.models._sgd_kernels import svdpp_epoch, svdpp_loss
 from reclib.models.svdpp import implicit_sum, svdpp_objective, user_blocks
 
 LR, REG, REG_BIAS = 0.05, 0.1, 0.03
@@ -164,3 +164,14 @@ def test_movielens_fold_beats_biased_mf(ml100k):
         reclib.models.FunkSVD(n_factors=20, random_state=0).fit(train), test)
     assert svdpp["rmse"] < 0.915
     assert svdpp["rmse"] < funk["rmse"] - 0.02
+
+
+def test_compiled_loss_equals_numpy_objective(planted):
+    s = state(planted, seed=2)
+    implicit, R = planted.to_csr(binary=True), planted.to_csr()
+    mean = planted.ratings.mean()
+    fast = svdpp_loss(R.indptr, R.indices, R.data, implicit.indptr, implicit.indices, mean,
+                      s["user_bias"], s["item_bias"], s["P"], s["Q"], s["Y"], REG, REG_BIAS)
+    slow = svdpp_objective(planted.users, planted.items, planted.ratings, implicit, mean,
+                           s["user_bias"], s["item_bias"], s["P"], s["Q"], s["Y"], REG, REG_BIAS)
+    assert fast == pytest.approx(slow, rel=1e-12)
