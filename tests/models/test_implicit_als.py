@@ -129,3 +129,31 @@ def test_movielens_beats_popularity(ml100k_topn):
     model = ImplicitALS(random_state=0).fit(train)
     ials = reclib.evaluation.evaluate_ranking(model, train, test)
     assert ials["ndcg@10"] > pop["ndcg@10"] + 0.1
+
+
+def test_implicit_library_fed_our_confidence_reaches_the_same_objective():
+    """The ranking benchmark hands implicit's ALS the confidence matrix ImplicitALS builds and
+    claims both then fit one objective (at reg_exponent=0): the exact solvers of both libraries
+    must end at the same value of J."""
+    als = pytest.importorskip("implicit.cpu.als")
+    rng = np.random.default_rng(3)
+    dense = (rng.random((40, 30)) < 0.3) * rng.integers(1, 6, (40, 30))
+    R = sp.csr_matrix(dense.astype(np.float32))
+    ours = ImplicitALS(n_factors=5, reg=2.0, reg_exponent=0.0, alpha=5.0, confidence="log",
+                       binary=False, solver="exact", n_epochs=60, random_state=0)
+    ours.fit(R)
+    C = ours.confidence_matrix(R)                                   # c - 1 on observed entries
+    given = C.copy()
+    given.data = given.data + 1.0                                   # implicit reads c itself
+    reg_u, reg_i = np.full(C.shape[0], 2.0), np.full(C.shape[1], 2.0)
+    j_ours = ials_objective(C, ours.user_factors_, ours.item_factors_, reg_u, reg_i)
+
+    def peer_objective(matrix):
+        peer = als.AlternatingLeastSquares(factors=5, regularization=2.0, use_cg=False,
+                                           iterations=60, random_state=0)
+        peer.fit(matrix, show_progress=False)
+        return ials_objective(C, np.asarray(peer.user_factors, dtype=np.float32),
+                              np.asarray(peer.item_factors, dtype=np.float32), reg_u, reg_i)
+
+    assert peer_objective(given) == pytest.approx(j_ours, rel=1e-3)
+    assert peer_objective(C) > j_ours * (1 + 2e-3)      # fed c - 1 instead, it fits another J
