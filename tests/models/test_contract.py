@@ -5,6 +5,8 @@ they exist), so a new model is tested the moment it is exported. ``FAST_PARAMS``
 settings for tiny data; a model absent from it is tested at its defaults.
 """
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -24,18 +26,38 @@ FAST_PARAMS = {
     "BiasedMF": {"n_factors": 4, "n_epochs": 60, "lr": 0.02},
     "ExplicitALS": {"n_factors": 4, "n_epochs": 10},
     "SVDpp": {"n_factors": 4, "n_epochs": 60, "lr": 0.02},
+    # reclib.neural (PyTorch): a few epochs of large steps on the CPU
+    "GMF": {"n_factors": 8, "n_epochs": 20, "batch_size": 128, "lr": 0.03, "device": "cpu"},
+    "MLP": {"layers": (32, 16), "n_epochs": 40, "batch_size": 128, "lr": 0.03, "device": "cpu"},
+    "NeuMF": {"n_factors": 8, "layers": (32, 16), "n_epochs": 30, "batch_size": 128, "lr": 0.02,
+              "reg": 0.01, "device": "cpu"},
+    "LightGCN": {"n_factors": 8, "n_layers": 2, "n_epochs": 20, "batch_size": 128, "lr": 0.05,
+                 "device": "cpu"},
+    "AutoRec": {"n_hidden": 16, "n_epochs": 30, "batch_size": 16, "lr": 0.03, "reg": 0.1,
+                "device": "cpu"},
 }
 
 #: Models whose list is the same for every user: they skip the planted-preference check.
 NON_PERSONALISED = {"GlobalMean", "Popularity", "Random", "BaselinePredictor"}
 
 
+def _namespaces():
+    try:  # the PyTorch models are an optional extra
+        neural = importlib.import_module("reclib.neural")
+    except ImportError:
+        return [reclib.models]
+    return [reclib.models, neural]
+
+
 def _model_classes():
     classes = []
-    for name in reclib.models.__all__:
-        obj = getattr(reclib.models, name)
-        if isinstance(obj, type) and issubclass(obj, Recommender) and obj is not Recommender:
-            classes.append(obj)
+    abstract = {"Recommender", "NeuralRecommender"}
+    for space in _namespaces():
+        for name in space.__all__:
+            obj = getattr(space, name)
+            if (isinstance(obj, type) and issubclass(obj, Recommender)
+                    and obj.__name__ not in abstract):
+                classes.append(obj)
     return classes
 
 

@@ -1,0 +1,20 @@
+"""PyTorch recommenders with the common reclib API (needs the ``torch`` extra).
+
+``import reclib`` never imports torch; ``import reclib.neural`` does. Every model here is a
+:class:`NeuralRecommender`, trained by one loop (:func:`train_module`) with one set of
+losses (:mod:`reclib.neural.losses`) and samplers (:mod:`reclib.neural.samplers`).
+"""
+
+try:
+    import torch  # noqa: F401
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError("reclib.neural needs PyTorch: pip install 'reclib[torch]'") from err
+
+from ._train import TrainConfig, TrainResult, resolve_device, seed_everything, train_module
+from .estimator import NeuralRecommender
+from .autorec import AutoRec
+from .lightgcn import LightGCN
+from .ncf import GMF, MLP, NeuMF
+
+__all__ = ["NeuralRecommender", "TrainConfig", "TrainResult", "train_module", "resolve_device",
+           "seed_everything", "GMF", "MLP", "NeuMF", "AutoRec", "LightGCN"]

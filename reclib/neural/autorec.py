@@ -1,0 +1,164 @@
+r"""AutoRec: rating prediction with an autoencoder (item-based, I-AutoRec).
+
+Each item :math:`i` is described by its column of observed ratings
+:math:`r^{(i)} \in \mathbb{R}^{|U|}` (missing entries are 0). An autoencoder with :math:`k`
+hidden units reconstructs it, and the reconstruction at user :math:`u` is the prediction:
+
+.. math::
+
+    h(r; \theta) = f\big(W\, g(V r + \mu) + b\big), \qquad \hat r_{ui} = h(r^{(i)}; \theta)_u,
+
+with :math:`V \in \mathbb{R}^{k \times |U|}`, :math:`W \in \mathbb{R}^{|U| \times k}`,
+:math:`g` the sigmoid and :math:`f` the identity. Only observed ratings enter the error:
+
+.. math::
+
+    \min_\theta \sum_{i} \big\lVert (r^{(i)} - h(r^{(i)}; \theta)) \odot m^{(i)} \big\rVert^2
+        + \frac{\lambda}{2} \big(\lVert W \rVert_F^2 + \lVert V \rVert_F^2\big),
+
+where :math:`m^{(i)}` is 1 where :math:`r^{(i)}` is observed. The minibatch loss is an unbiased
+estimate of this objective divided by the number of training ratings.
+
+References
+----------
+S. Sedhain, A. K. Menon, S. Sanner, L. Xie, "AutoRec: autoencoders meet collaborative
+filtering", WWW 2015.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from .._validation import check_float, check_int
+from ..evaluation.metrics import rmse
+from ..interactions import Interactions
+from .estimator import NeuralRecommender
+
+
+class AutoRecModule(nn.Module):
+    """The autoencoder; ``inputs`` (items x users ratings) and ``mask`` are attached."""
+
+    def __init__(self, n_users: int, n_hidden: int):
+        super().__init__()
+        self.encoder = nn.Linear(n_users, n_hidden)                  # V, mu
+        self.decoder = nn.Linear(n_hidden, n_users)                  # W, b
+        self.inputs: torch.Tensor | None = None                      # (n_items, n_users)
+        self.mask: torch.Tensor | None = None
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        hidden = torch.sigmoid(self.encoder(self.inputs[items]))    # (B, k)
+        return self.decoder(hidden)                                  # (B, n_users)
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        everything = torch.arange(self.inputs.shape[0], device=self.inputs.device)
+        return self(everything)[:, users].T                          # (len(users), n_items)
+
+
+class AutoRec(NeuralRecommender):
+    r"""Item-based AutoRec (Sedhain et al., 2015) for rating prediction.
+
+    See :mod:`reclib.neural.autorec` for the model. ``predict`` gives ratings (pass
+    ``clip=True`` to clip them to the training range). Ids unseen in training fall back, with
+    ``allow_unknown=True``, to what is known: an unknown user gets the item's mean training
+    rating, an unknown item the user's mean rating, and both unknown the global mean (the
+    autoencoder has no input column for a new item and no output unit for a new user).
+
+    Parameters
+    ----------
+    n_hidden : int
+        :math:`k`, hidden units (the paper uses 500).
+    reg : float
+        :math:`\lambda`, the weight decay of :math:`W` and :math:`V`.
+    n_epochs, batch_size, lr : training (batches are sets of items)
+    patience, validation_fraction : early stopping on validation RMSE
+    device, random_state, verbose
+
+    Attributes
+    ----------
+    ratings_ : scipy.sparse.csr_matrix
+        The training ratings (users x items), the autoencoder's input at prediction time.
+    global_mean_ : float
+    user_means_, item_means_ : ndarray
+        Mean training rating of each user and item (for the fallbacks).
+    """
+
+    _rating_model = True
+
+    def __init__(self, n_hidden: int = 500, reg: float = 1.0, n_epochs: int = 100,
+                 batch_size: int = 64, lr: float = 1e-3, patience: int | None = None,
+                 validation_fraction: float = 0.0, device: str = "auto", random_state=None,
+                 verbose: bool = False):
+        self.n_hidden = n_hidden
+        self.reg = reg
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        check_int("n_hidden", self.n_hidden, minimum=1)
+        check_float("reg", self.reg, minimum=0.0)
+
+    def _prepare(self, data: Interactions) -> None:
+        self.ratings_ = self._matrix(data)
+        self.global_mean_ = float(data.ratings.mean())
+        self.user_means_ = self._means(data.users, data.ratings, self.n_users)
+        self.item_means_ = self._means(data.items, data.ratings, self.n_items)
+
+    def _means(self, index, ratings, n):
+        sums = np.bincount(index, weights=ratings, minlength=n)
+        counts = np.bincount(index, minlength=n)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), self.global_mean_)
+
+    def _build_module(self) -> nn.Module:
+        return AutoRecModule(self.n_users, self.n_hidden)
+
+    def _inference_matrix(self) -> sp.csr_matrix:
+        return self.ratings_
+
+    def _attach(self, module: nn.Module, X: sp.csr_matrix) -> None:
+        items_by_users = sp.csr_matrix(X.T)
+        dtype = self.dtype_of(module)
+        module.inputs = torch.from_numpy(items_by_users.toarray()).to(self._device, dtype)
+        observed = items_by_users.copy()
+        observed.data[:] = 1.0
+        module.mask = torch.from_numpy(observed.toarray()).to(self._device, dtype)
+        self._n_observed = max(items_by_users.nnz, 1)
+
+    def _batches(self, train: Interactions, rng: np.random.Generator):
+        order = rng.permutation(self.n_items)
+        for start in range(0, self.n_items, self.batch_size):
+            yield (torch.from_numpy(order[start:start + self.batch_size]).to(self._device),)
+
+    def _batch_loss(self, module: nn.Module, batch) -> torch.Tensor:
+        (items,) = batch
+        error = (module(items) - module.inputs[items]) * module.mask[items]   # (B, n_users)
+        scale = self.n_items / len(items)        # the batch estimates the sum over all items
+        penalty = module.encoder.weight.pow(2).sum() + module.decoder.weight.pow(2).sum()
+        return (scale * error.pow(2).sum() + 0.5 * self.reg * penalty) / self._n_observed
+
+    def _validation_score(self, module, train: Interactions, valid: Interactions) -> float:
+        everything = torch.arange(self.n_items, device=self._device)
+        outputs = module(everything).cpu().numpy()                   # (n_items, n_users)
+        return rmse(valid.ratings, outputs[valid.items, valid.users])
+
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        known = (users >= 0) & (items >= 0)
+        out = np.where(items >= 0, self.item_means_[np.maximum(items, 0)], np.nan)
+        out = np.where((users >= 0) & (items < 0), self.user_means_[np.maximum(users, 0)], out)
+        out = np.where((users < 0) & (items < 0), self.global_mean_, out)
+        if known.any():
+            uniq = np.unique(items[known])
+            module = self._get_module()
+            with torch.no_grad():
+                block = module(torch.from_numpy(uniq).to(self._device)).double().cpu().numpy()
+            out[known] = block[np.searchsorted(uniq, items[known]), users[known]]
+        return out

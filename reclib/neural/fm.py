@@ -1,0 +1,322 @@
+r"""Factorisation machines (Rendle, 2010) and DeepFM (Guo et al., 2017) over side features.
+
+Each (user, item) pair is a sparse vector :math:`x` over the feature space of
+:mod:`reclib.features`: the user id, the item id and the side-feature fields (MovieLens:
+gender, age group, occupation; genres and decade). A factorisation machine scores it as
+
+.. math::
+
+    \hat y(x) = w_0 + \sum_{i=1}^{n} w_i x_i
+        + \sum_{i=1}^{n} \sum_{j=i+1}^{n} \langle v_i, v_j \rangle\, x_i x_j,
+
+with a factor vector :math:`v_i \in \mathbb R^k` per feature. The pairwise sum costs
+:math:`O(k n^2)` as written, but
+
+.. math::
+
+    \sum_{i<j} \langle v_i, v_j \rangle x_i x_j
+        = \frac12 \sum_{f=1}^{k} \Big[\Big(\sum_{i} v_{if} x_i\Big)^2
+          - \sum_{i} v_{if}^2 x_i^2\Big],
+
+which costs :math:`O(k n)` (:func:`fm_pairwise`). For a pair the sums split into a user part
+and an item part, so scoring one user against every item is one matrix product.
+
+DeepFM adds a feed-forward network over the *field* embeddings
+:math:`e_f = \sum_{i \in f} v_i x_i` (the same :math:`v_i` the FM part uses):
+:math:`\hat y = \hat y_{FM} + \mathrm{MLP}([e_1; \dots; e_F])`.
+
+Both rank items (the top-N protocol): they are trained with BPR on sampled negatives
+(:mod:`reclib.neural.losses`), not on rating values.
+
+References
+----------
+S. Rendle, "Factorization machines", ICDM 2010.
+H. Guo, R. Tang, Y. Ye, Z. Li, X. He, "DeepFM: a factorization-machine based neural network
+for CTR prediction", IJCAI 2017.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._validation import check_float, check_int
+from ..features import build_layout
+from .estimator import NeuralRecommender
+
+
+def fm_pairwise(vx: torch.Tensor) -> torch.Tensor:
+    r"""All pairwise interactions :math:`\sum_{i<j} \langle v_i x_i, v_j x_j \rangle` in O(kn).
+
+    Parameters
+    ----------
+    vx : tensor of shape (..., n, k)
+        The factor vectors already scaled by their feature values, :math:`v_i x_i`.
+
+    Returns
+    -------
+    tensor of shape (...)
+    """
+    total = vx.sum(dim=-2)                                   # (..., k): sum_i v_if x_i
+    squares = (vx * vx).sum(dim=-2)                          # (..., k): sum_i v_if^2 x_i^2
+    return 0.5 * (total * total - squares).sum(dim=-1)
+
+
+class FeatureInputs(NeuralRecommender):
+    """Shared by the models that read side features: the field layout as fitted arrays.
+
+    ``_prepare`` turns the data's feature tables into the layout of
+    :func:`reclib.features.build_layout` (stored as fitted attributes, so ``save``/``load``
+    need no feature tables), and :meth:`_layout_buffers` hands it to a module.
+    """
+
+    def _prepare(self, data) -> None:
+        layout = build_layout(data, self.features, owner=type(self).__name__)
+        self.field_names_ = layout.field_names
+        self.field_sizes_ = np.array([f.size for f in layout.fields], dtype=np.int64)
+        self.user_feature_index_ = layout.user_index
+        self.user_feature_value_ = layout.user_value
+        self.user_slot_field_ = layout.user_slot_field
+        self.item_feature_index_ = layout.item_index
+        self.item_feature_value_ = layout.item_value
+        self.item_slot_field_ = layout.item_slot_field
+
+    def _layout_buffers(self) -> dict:
+        return {name: torch.as_tensor(np.asarray(getattr(self, f"{name}_")))
+                for name in ("user_feature_index", "user_feature_value", "user_slot_field",
+                             "item_feature_index", "item_feature_value", "item_slot_field")}
+
+    @property
+    def n_features_(self) -> int:
+        return int(self.field_sizes_.sum())
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        features = self.features
+        if not (features is None or features == "auto" or
+                (isinstance(features, (list, tuple)) and all(isinstance(c, str) for c in features))):
+            raise TypeError(f"features == {features!r}, must be 'auto', None or a list of "
+                            f"column names")
+
+
+def _sparse(rows, cols, values, shape) -> torch.Tensor:
+    keep = values != 0                                       # padding slots hold value 0
+    index = torch.stack([rows[keep], cols[keep]])
+    return torch.sparse_coo_tensor(index, values[keep], shape, check_invariants=True).coalesce()
+
+
+class FieldInputs(nn.Module):
+    """The layout as sparse matrices, so a side's sums over slots are sparse products.
+
+    For one side (users or items) with slot ids ``index`` and values ``value`` (each
+    ``(n, s)``), ``x`` is the sparse ``(n, n_features)`` matrix of feature values: ``x @ V``
+    gives every row's :math:`\sum_i v_i x_i` at once, and its backward pass is one more
+    sparse product (looking up and summing ``s`` embeddings per row costs far more).
+    """
+
+    def __init__(self, buffers: dict, n_features: int):
+        super().__init__()
+        for side in ("user", "item"):
+            index = buffers[f"{side}_feature_index"]
+            value = buffers[f"{side}_feature_value"].float()
+            slot_field = buffers[f"{side}_slot_field"]
+            local = torch.unique(slot_field, return_inverse=True)[1]  # fields 0 .. F_side - 1
+            n, n_slots = index.shape
+            rows = torch.arange(n)[:, None].expand(n, n_slots).reshape(-1)
+            flat_index, flat_value = index.reshape(-1), value.reshape(-1)
+            n_fields = int(local.max()) + 1
+            field_rows = (rows * n_fields + local.repeat(n))
+            for name, matrix in (
+                    ("x", _sparse(rows, flat_index, flat_value, (n, n_features))),
+                    ("x2", _sparse(rows, flat_index, flat_value ** 2, (n, n_features))),
+                    ("x_fields", _sparse(field_rows, flat_index, flat_value,
+                                         (n * n_fields, n_features)))):
+                self.register_buffer(f"{side}_{name}", matrix, persistent=False)
+            setattr(self, f"n_{side}_fields", n_fields)
+            setattr(self, f"n_{side}s", n)
+
+    def sums(self, side: str, weights: torch.Tensor):
+        """``(x @ weights, x^2 @ weights^2)`` for every row of ``side``: (n, d) each."""
+        return (torch.sparse.mm(getattr(self, f"{side}_x"), weights),
+                torch.sparse.mm(getattr(self, f"{side}_x2"), weights * weights))
+
+    def fields(self, side: str, weights: torch.Tensor) -> torch.Tensor:
+        """Field embeddings :math:`e_f = \sum_{i \in f} v_i x_i` of every row, (n, F * d)."""
+        n = getattr(self, f"n_{side}s")
+        return torch.sparse.mm(getattr(self, f"{side}_x_fields"), weights).reshape(n, -1)
+
+
+class FMModule(nn.Module):
+    """FM scores of (user, item) pairs; with ``deep_layers`` it is DeepFM."""
+
+    def __init__(self, buffers: dict, n_features: int, n_fields: int, n_factors: int,
+                 deep_layers=(), dropout: float = 0.0, std: float = 0.01):
+        super().__init__()
+        self.inputs = FieldInputs(buffers, n_features)
+        self.bias = nn.Parameter(torch.zeros(1))                          # w_0
+        self.linear = nn.Embedding(n_features, 1)                          # w_i
+        self.factors = nn.Embedding(n_features, n_factors)                 # v_i
+        nn.init.zeros_(self.linear.weight)
+        nn.init.normal_(self.factors.weight, std=std)
+        self.n_fields = n_fields
+        self.deep = None
+        if deep_layers:
+            n_user_fields, n_item_fields = self.inputs.n_user_fields, self.inputs.n_item_fields
+            width = deep_layers[0]
+            # the first layer is split by side: W [e_user; e_item] = W_u e_user + W_i e_item
+            self.first_user = nn.Linear(n_user_fields * n_factors, width)
+            self.first_item = nn.Linear(n_item_fields * n_factors, width, bias=False)
+            rest = [nn.ReLU(), nn.Dropout(dropout)]
+            for a, b in zip(deep_layers[:-1], deep_layers[1:]):
+                rest += [nn.Linear(a, b), nn.ReLU(), nn.Dropout(dropout)]
+            rest.append(nn.Linear(deep_layers[-1], 1))
+            self.deep = nn.Sequential(*rest)
+
+    def _side(self, side: str, rows: torch.Tensor):
+        """Linear term, sum of v x, sum of (v x)^2 and field embeddings of one side's rows."""
+        linear, _ = self.inputs.sums(side, self.linear.weight)             # (n, 1)
+        total, squares = self.inputs.sums(side, self.factors.weight)       # (n, k) each
+        fields = None
+        if self.deep is not None:
+            fields = self.inputs.fields(side, self.factors.weight)[rows]    # (..., F_side * k)
+        return linear.squeeze(-1)[rows], total[rows], squares[rows], fields
+
+    def _combine(self, user, item):
+        """Scores from the user part (B, 1, .) and item part (., c, .) -> (B, c)."""
+        lin_u, sum_u, sq_u, fields_u = user
+        lin_i, sum_i, sq_i, fields_i = item
+        total = sum_u + sum_i                                              # (B, c, k)
+        pairwise = 0.5 * (total * total - sq_u - sq_i).sum(-1)            # the O(kn) identity
+        score = self.bias + lin_u + lin_i + pairwise
+        if self.deep is not None:
+            hidden = self.first_user(fields_u) + self.first_item(fields_i)
+            score = score + self.deep(hidden).squeeze(-1)
+        return score
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        # users (B,), items (B, c) -> (B, c)
+        user = [None if t is None else t[:, None] for t in self._side("user", users)]
+        return self._combine(user, self._side("item", items))
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        items = torch.arange(self.inputs.n_items, device=users.device)
+        user = [None if t is None else t[:, None] for t in self._side("user", users)]
+        item = [None if t is None else t[None] for t in self._side("item", items)]
+        return self._combine(user, item)                                   # (B, n_items)
+
+    def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Mean squared norm of the factor vectors the batch touches."""
+        user = self.inputs.sums("user", self.factors.weight)[0][users]
+        item = self.inputs.sums("item", self.factors.weight)[0][items]
+        return user.pow(2).sum(-1).mean() + item.pow(2).sum(-1).mean()
+
+
+class FM(FeatureInputs):
+    r"""Factorisation machine over user and item ids and side features, trained to rank.
+
+    .. math::
+
+        \hat y(x) = w_0 + \sum_i w_i x_i + \frac12 \sum_{f=1}^{k}
+            \Big[\Big(\sum_i v_{if} x_i\Big)^2 - \sum_i v_{if}^2 x_i^2\Big]
+
+    Parameters
+    ----------
+    n_factors : int
+        :math:`k`, the length of each factor vector :math:`v_i`.
+    features : "auto", None or list of str
+        Side-feature columns to use: ``"auto"`` every column the training data carry
+        (ids only when they carry none), ``None`` ids only, or a list of names, which the data
+        must carry (a clear error otherwise).
+    n_epochs, batch_size, lr, reg, loss, n_negatives, random_state, device, verbose
+        Training settings of :class:`~reclib.neural.NeuralRecommender`; ``reg`` weighs the
+        squared norm of the factor vectors a batch touches.
+
+    References
+    ----------
+    S. Rendle, "Factorization machines", ICDM 2010.
+    """
+
+    def __init__(self, n_factors: int = 64, features="auto", n_epochs: int = 30,
+                 batch_size: int = 1024, lr: float = 2e-3, reg: float = 1e-4,
+                 loss: str = "bpr", n_negatives: int = 4, random_state=None,
+                 device: str = "auto", verbose: bool = False):
+        self.n_factors = n_factors
+        self.features = features
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.reg = reg
+        self.loss = loss
+        self.n_negatives = n_negatives
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        check_int("n_factors", self.n_factors, minimum=1)
+
+    def _build_module(self) -> nn.Module:
+        return FMModule(self._layout_buffers(), self.n_features_, len(self.field_names_),
+                        self.n_factors)
+
+
+class DeepFM(FeatureInputs):
+    r"""DeepFM: a factorisation machine plus an MLP over the field embeddings, to rank.
+
+    .. math::
+
+        \hat y = \hat y_{FM}(x) + \mathrm{MLP}([e_1; \dots; e_F]), \qquad
+        e_f = \sum_{i \in \text{field } f} v_i x_i
+
+    The FM part and the deep part share the factor vectors :math:`v_i` (Guo et al., 2017).
+
+    Parameters
+    ----------
+    n_factors : int
+        Length of each factor vector (and of each field embedding).
+    layers : list of int
+        Widths of the hidden layers of the MLP.
+    dropout : float
+        Dropout after each hidden layer, in ``[0, 1)``.
+    features, n_epochs, batch_size, lr, reg, loss, n_negatives, random_state, device, verbose
+        As for :class:`FM`.
+
+    References
+    ----------
+    H. Guo, R. Tang, Y. Ye, Z. Li, X. He, "DeepFM: a factorization-machine based neural
+    network for CTR prediction", IJCAI 2017.
+    """
+
+    def __init__(self, n_factors: int = 32, layers=(128, 64), dropout: float = 0.1,
+                 features="auto", n_epochs: int = 30, batch_size: int = 1024, lr: float = 2e-3,
+                 reg: float = 1e-4, loss: str = "bpr", n_negatives: int = 4, random_state=None,
+                 device: str = "auto", verbose: bool = False):
+        self.n_factors = n_factors
+        self.layers = layers
+        self.dropout = dropout
+        self.features = features
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.reg = reg
+        self.loss = loss
+        self.n_negatives = n_negatives
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        check_int("n_factors", self.n_factors, minimum=1)
+        if not self.layers or any(isinstance(w, bool) or not isinstance(w, (int, np.integer))
+                                  or w < 1 for w in self.layers):
+            raise ValueError(f"layers == {self.layers!r}, must be a non-empty list of "
+                             f"positive widths")
+        check_float("dropout", self.dropout, minimum=0.0, maximum=0.99)
+
+    def _build_module(self) -> nn.Module:
+        return FMModule(self._layout_buffers(), self.n_features_, len(self.field_names_),
+                        self.n_factors, deep_layers=tuple(int(w) for w in self.layers),
+                        dropout=self.dropout)
