@@ -13,8 +13,11 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 from ._train import TrainConfig, TrainResult, resolve_device, seed_everything, train_module
 from .estimator import NeuralRecommender
 from .autorec import AutoRec
+from .fm import FM, DeepFM
 from .lightgcn import LightGCN
 from .ncf import GMF, MLP, NeuMF
+from .two_tower import TwoTower
 
 __all__ = ["NeuralRecommender", "TrainConfig", "TrainResult", "train_module", "resolve_device",
-           "seed_everything", "GMF", "MLP", "NeuMF", "AutoRec", "LightGCN"]
+           "seed_everything", "GMF", "MLP", "NeuMF", "AutoRec", "LightGCN",
+           "FM", "DeepFM", "TwoTower"]

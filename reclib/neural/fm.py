@@ -107,7 +107,7 @@ def _sparse(rows, cols, values, shape) -> torch.Tensor:
 
 
 class FieldInputs(nn.Module):
-    """The layout as sparse matrices, so a side's sums over slots are sparse products.
+    r"""The layout as sparse matrices, so a side's sums over slots are sparse products.
 
     For one side (users or items) with slot ids ``index`` and values ``value`` (each
     ``(n, s)``), ``x`` is the sparse ``(n, n_features)`` matrix of feature values: ``x @ V``
@@ -142,7 +142,7 @@ class FieldInputs(nn.Module):
                 torch.sparse.mm(getattr(self, f"{side}_x2"), weights * weights))
 
     def fields(self, side: str, weights: torch.Tensor) -> torch.Tensor:
-        """Field embeddings :math:`e_f = \sum_{i \in f} v_i x_i` of every row, (n, F * d)."""
+        r"""Field embeddings :math:`e_f = \sum_{i \in f} v_i x_i` of every row, (n, F * d)."""
         n = getattr(self, f"n_{side}s")
         return torch.sparse.mm(getattr(self, f"{side}_x_fields"), weights).reshape(n, -1)
 
@@ -289,7 +289,7 @@ class DeepFM(FeatureInputs):
     network for CTR prediction", IJCAI 2017.
     """
 
-    def __init__(self, n_factors: int = 32, layers=(128, 64), dropout: float = 0.1,
+    def __init__(self, n_factors: int = 32, layers=[128, 64], dropout: float = 0.1,
                  features="auto", n_epochs: int = 30, batch_size: int = 1024, lr: float = 2e-3,
                  reg: float = 1e-4, loss: str = "bpr", n_negatives: int = 4, random_state=None,
                  device: str = "auto", verbose: bool = False):

@@ -35,6 +35,12 @@ FAST_PARAMS = {
                  "device": "cpu"},
     "AutoRec": {"n_hidden": 16, "n_epochs": 30, "batch_size": 16, "lr": 0.03, "reg": 0.1,
                 "device": "cpu"},
+    "FM": {"n_factors": 8, "n_epochs": 20, "batch_size": 128, "lr": 0.03, "reg": 0.1,
+           "device": "cpu"},
+    "DeepFM": {"n_factors": 8, "layers": [16], "n_epochs": 20, "batch_size": 128, "lr": 0.03,
+               "reg": 0.1, "dropout": 0.0, "device": "cpu"},
+    "TwoTower": {"n_factors": 8, "layers": [16], "out": 8, "n_epochs": 60, "batch_size": 32,
+                 "lr": 0.01, "device": "cpu"},
 }
 
 #: Models whose list is the same for every user: they skip the planted-preference check.
