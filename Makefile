@@ -50,7 +50,7 @@ bench: venv
 ## lock: re-pin requirements/lock.txt from a fresh resolution of the extras.
 lock:
 	rm -rf _build/lockenv && $(PYTHON) -m venv _build/lockenv
-	_build/lockenv/bin/pip install -q ".[torch,book,bench,dev]"
+	_build/lockenv/bin/pip install -q ".[torch,tf,book,bench,dev]"
 	_build/lockenv/bin/pip freeze --exclude-editable | grep -v '^reclib' \
 		| sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements/lock.txt
 
