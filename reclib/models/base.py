@@ -313,7 +313,7 @@ class Recommender:
                 raise ValueError(f"{path} holds an unknown model class {meta['class']!r}")
             if not issubclass(model_cls, cls):
                 raise TypeError(f"{path} holds a {meta['class']}, not a {cls.__name__}")
-            model = model_cls(**meta["params"])
+            model = model_cls(**_restore_tuples(model_cls, meta["params"]))
             for name, value in meta["scalars"].items():
                 setattr(model, name, value)
             sparse_parts: dict[str, dict] = {}
@@ -329,6 +329,13 @@ class Recommender:
                                                    shape=tuple(p["shape"])))
         model._reset_lookups()
         return model
+
+
+def _restore_tuples(model_cls: type, params: dict) -> dict:
+    """JSON turns tuples into lists; give back tuples where the constructor's default is one."""
+    defaults = {p.name: p.default for p in inspect.signature(model_cls.__init__).parameters.values()}
+    return {name: tuple(value) if isinstance(value, list) and isinstance(defaults.get(name), tuple)
+            else value for name, value in params.items()}
 
 
 def _savable(name: str, value: np.ndarray) -> np.ndarray:

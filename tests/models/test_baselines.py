@@ -121,3 +121,15 @@ def test_fit_on_a_sparse_matrix():
     m = sp.random(20, 15, density=0.3, random_state=0, format="csr")
     model = Popularity().fit(m)
     assert model.n_users == 20 and model.recommend([0], k=3)[0].shape == (1, 3)
+
+
+def test_tuple_hyper_parameters_survive_save_and_load(tmp_path):
+    """JSON stores tuples as lists; load gives the constructor's tuple back."""
+
+    class WithLayers(GlobalMean):
+        def __init__(self, layers=(8, 4)):
+            self.layers = layers
+
+    model = WithLayers(layers=(3, 2)).fit(reclib.Interactions.from_dataframe(planted_frame()))
+    loaded = reclib.models.Recommender.load(model.save(tmp_path / "m"))
+    assert loaded.get_params() == {"layers": (3, 2)}
