@@ -206,9 +206,15 @@ class FMModule(nn.Module):
         return self._combine(user, item)                                   # (B, n_items)
 
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Mean squared norm of the factor vectors the batch touches."""
-        user = self.inputs.sums("user", self.factors.weight)[0][users]
-        item = self.inputs.sums("item", self.factors.weight)[0][items]
+        r"""Mean squared norm of the weights the batch touches: factors and linear terms.
+
+        The linear weights are penalised too (as in Rendle's FM): left free, the item term
+        :math:`\sum_{i \in \text{item}} w_i x_i` learns the noise in item popularity and,
+        once the factors are shrunk, it alone orders every user's list.
+        """
+        weights = torch.cat([self.factors.weight, self.linear.weight], dim=1)   # (n, k + 1)
+        user = self.inputs.sums("user", weights)[0][users]                     # (B, k + 1)
+        item = self.inputs.sums("item", weights)[0][items]                     # (B, c, k + 1)
         return user.pow(2).sum(-1).mean() + item.pow(2).sum(-1).mean()
 
 

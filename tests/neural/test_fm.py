@@ -116,3 +116,37 @@ def test_quick_fit_uses_the_features(featured, cls, tmp_path):
     loaded = reclib.models.Recommender.load(model.save(tmp_path / "m"))
     np.testing.assert_allclose(loaded.recommend(featured.user_ids, k=3)[1],
                                model.recommend(featured.user_ids, k=3)[1], rtol=1e-6)
+
+
+def test_penalty_covers_factors_and_linear_weights(featured):
+    # Rendle's FM regularises w_i as well as v_i; an unpenalised item term learns the noise in
+    # item popularity and outranks the user-item interactions on the planted data
+    model = FM(n_factors=3, n_epochs=1, device="cpu", random_state=0).fit(featured)
+    module = model._build_module().double()
+    with torch.no_grad():
+        module.linear.weight.normal_()
+        module.factors.weight.normal_()
+    layout = build_layout(featured)
+    weights = torch.cat([module.factors.weight, module.linear.weight], dim=1).detach().numpy()
+
+    def side_sum(index, value, rows):                        # sum_i (v_i, w_i) x_i per row
+        return (weights[index[rows]] * value[rows][..., None]).sum(-2)
+
+    users, items = np.array([0, 3, 5]), np.array([[1, 2], [4, 0], [7, 7]])
+    user = side_sum(layout.user_index, layout.user_value, users)
+    item = side_sum(layout.item_index, layout.item_value, items)
+    slow = (user ** 2).sum(-1).mean() + (item ** 2).sum(-1).mean()
+    fast = module.penalty(torch.as_tensor(users), torch.as_tensor(items))
+    assert fast.item() == pytest.approx(slow, rel=1e-9)
+    fast.backward()
+    assert module.linear.weight.grad.abs().sum() > 0
+
+
+def test_planted_groups_are_recovered_with_the_contract_settings():
+    data = reclib.Interactions.from_dataframe(planted_frame())
+    model = FM(n_factors=8, n_epochs=40, batch_size=128, lr=0.03, reg=0.1, device="cpu",
+               random_state=1).fit(data)
+    items, _ = model.recommend(data.user_ids, k=3)
+    own = [(int(i[1:]) < 15) == (int(u[1:]) % 2 == 0) for u, row in zip(data.user_ids, items)
+           for i in row]
+    assert np.mean(own) >= 0.8
