@@ -2,6 +2,7 @@
 
 from .base import NotFittedError, Recommender
 from .baselines import BaselinePredictor, GlobalMean, Popularity, Random
+from .bayesian_mf import BayesianMF
 from .bpr import BPR
 from .ease import EASE
 from .factorization import BiasedMF, ExplicitALS, FunkSVD
@@ -11,5 +12,5 @@ from .svdpp import SVDpp
 
 __all__ = ["Recommender", "NotFittedError", "GlobalMean", "Popularity", "Random", "BaselinePredictor",
            "ImplicitALS", "BPR", "EASE",
-           "FunkSVD", "BiasedMF", "ExplicitALS", "SVDpp",
+           "FunkSVD", "BiasedMF", "ExplicitALS", "SVDpp", "BayesianMF",
            "UserKNN", "ItemKNN"]

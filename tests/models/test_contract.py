@@ -26,6 +26,7 @@ FAST_PARAMS = {
     "BiasedMF": {"n_factors": 4, "n_epochs": 60, "lr": 0.02},
     "ExplicitALS": {"n_factors": 4, "n_epochs": 10},
     "SVDpp": {"n_factors": 4, "n_epochs": 60, "lr": 0.02},
+    "BayesianMF": {"n_factors": 4, "n_samples": 20, "burn_in": 10},
     # reclib.neural (PyTorch): a few epochs of large steps on the CPU
     "GMF": {"n_factors": 8, "n_epochs": 20, "batch_size": 128, "lr": 0.03, "device": "cpu"},
     "MLP": {"layers": (32, 16), "n_epochs": 40, "batch_size": 128, "lr": 0.03, "device": "cpu"},
