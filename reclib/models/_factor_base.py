@@ -88,6 +88,9 @@ def als_solve_rows(indptr, indices, targets, design, reg_diag):
         (X_r^\top X_r + n_r \Lambda)\, w_r = X_r^\top y_r .
 
     Returns ``W`` of shape ``(n_rows, d)``; a row with no observations gets zeros.
+
+    This is the readable reference; the models call its compiled twin
+    :func:`reclib.models._sgd_kernels.als_rows`, which the tests hold to it.
     """
     n_rows, d = len(indptr) - 1, design.shape[1]
     W = np.zeros((n_rows, d))

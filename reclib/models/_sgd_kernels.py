@@ -139,3 +139,35 @@ def svdpp_loss(indptr, indices, values, implicit_indptr, implicit_indices, mean,
             total += (e * e + reg * (p_norm + q_norm + y_norms)
                       + reg_bias * (user_bias[u] ** 2 + item_bias[i] ** 2))
     return 0.5 * total
+
+
+@numba.njit(cache=True)
+def als_rows(indptr, indices, targets, design, reg_diag):  # pragma: no cover - jit
+    """Compiled :func:`reclib.models._factor_base.als_solve_rows` (same normal equations).
+
+    Row ``r`` accumulates :math:`A = X_r^\\top X_r + n_r \\Lambda` and :math:`b = X_r^\\top y_r`
+    straight from the CSR arrays, without gathering :math:`X_r`, then solves :math:`A w_r = b`.
+    """
+    n_rows, d = len(indptr) - 1, design.shape[1]
+    W = np.zeros((n_rows, d))
+    A = np.empty((d, d))
+    b = np.empty(d)
+    for r in range(n_rows):
+        start, stop = indptr[r], indptr[r + 1]
+        if start == stop:
+            continue
+        A[:] = 0.0
+        b[:] = 0.0
+        for n in range(start, stop):
+            x = design[indices[n]]
+            y = targets[n]
+            for a in range(d):
+                b[a] += y * x[a]
+                for c in range(a + 1):
+                    A[a, c] += x[a] * x[c]
+        for a in range(d):
+            A[a, a] += (stop - start) * reg_diag[a]
+            for c in range(a):
+                A[c, a] = A[a, c]
+        W[r] = np.linalg.solve(A, b)
+    return W

@@ -20,8 +20,8 @@ import scipy.sparse as sp
 
 from .._validation import check_choice
 from ..interactions import Interactions
-from ._factor_base import FactorModel, als_solve_rows
-from ._sgd_kernels import mf_epoch, mf_loss
+from ._factor_base import FactorModel
+from ._sgd_kernels import als_rows, mf_epoch, mf_loss
 
 
 class FunkSVD(FactorModel):
@@ -211,13 +211,11 @@ class BiasedMF(FunkSVD):
         ones_u, ones_i = np.ones((data.n_users, 1)), np.ones((data.n_items, 1))
         R = self._by_user  # users first: they see the current items
         y = R.data - self.mean_ - self.item_bias_[R.indices]
-        W = als_solve_rows(R.indptr, R.indices, y, np.hstack([self.item_factors_, ones_i]),
-                           reg_diag)
+        W = als_rows(R.indptr, R.indices, y, np.hstack([self.item_factors_, ones_i]), reg_diag)
         self.user_factors_, self.user_bias_ = W[:, :k], W[:, k].copy()
         R = self._by_item
         y = R.data - self.mean_ - self.user_bias_[R.indices]
-        W = als_solve_rows(R.indptr, R.indices, y, np.hstack([self.user_factors_, ones_u]),
-                           reg_diag)
+        W = als_rows(R.indptr, R.indices, y, np.hstack([self.user_factors_, ones_u]), reg_diag)
         self.item_factors_, self.item_bias_ = W[:, :k], W[:, k].copy()
 
 
@@ -278,8 +276,6 @@ class ExplicitALS(FunkSVD):
     def _epoch(self, data, rng) -> None:
         reg_diag = np.full(self.n_factors, self.reg)
         R = self._by_user
-        self.user_factors_ = als_solve_rows(R.indptr, R.indices, R.data, self.item_factors_,
-                                            reg_diag)
+        self.user_factors_ = als_rows(R.indptr, R.indices, R.data, self.item_factors_, reg_diag)
         R = self._by_item
-        self.item_factors_ = als_solve_rows(R.indptr, R.indices, R.data, self.user_factors_,
-                                            reg_diag)
+        self.item_factors_ = als_rows(R.indptr, R.indices, R.data, self.user_factors_, reg_diag)

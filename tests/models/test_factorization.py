@@ -187,3 +187,20 @@ def test_compiled_loss_equals_numpy_objective(biased):
     if not biased:
         params.update(user_bias=None, item_bias=None)
     assert fast == pytest.approx(mf_objective(users, items, ratings, **params), rel=1e-12)
+
+
+def test_compiled_als_rows_match_the_numpy_reference():
+    from reclib.models._sgd_kernels import als_rows
+
+    rng = np.random.default_rng(3)
+    n_rows, n_other, d = 30, 25, 5
+    design = rng.normal(size=(n_other, d))
+    reg_diag = np.r_[np.full(d - 1, 0.3), 0.05]
+    counts = rng.integers(0, 12, size=n_rows)  # some rows have no observations
+    indptr = np.r_[0, np.cumsum(counts)]
+    indices = np.concatenate([rng.choice(n_other, size=c, replace=False) for c in counts])
+    targets = rng.normal(size=indptr[-1])
+    fast = als_rows(indptr, indices.astype(np.int32), targets, design, reg_diag)
+    slow = als_solve_rows(indptr, indices, targets, design, reg_diag)
+    np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-12)
+    assert not fast[counts == 0].any()
