@@ -32,3 +32,13 @@ def test_biases_help(payload):
     assert test["BiasedMF"] < test["BaselinePredictor"]
     assert test["BiasedMF"] < (0.94 if payload["quick"] else 0.925)
     assert test["SVDpp"] < (0.945 if payload["quick"] else 0.925)
+
+
+def test_bayesian_average_beats_one_draw_and_biased_mf(payload):
+    metrics = payload["metrics"]
+    valid, test = metrics["valid_rmse"], metrics["test_rmse"]
+    # the posterior-mean prediction is what helps: one posterior draw is a noisy point
+    assert valid["BayesianMF"] < metrics["bayes_one_draw_rmse"] - 0.02
+    assert valid["BayesianMF"] < valid["BiasedMF"]
+    assert test["BayesianMF"] < test["BiasedMF"]
+    assert test["BayesianMF"] < (0.91 if payload["quick"] else 0.90)
