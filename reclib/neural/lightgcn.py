@@ -123,8 +123,8 @@ class LightGCN(NeuralRecommender):
     loss_history_, val_history_, best_epoch_ : see :class:`NeuralRecommender`
     """
 
-    def __init__(self, n_factors: int = 64, n_layers: int = 3, reg: float = 1e-3,
-                 n_epochs: int = 75, batch_size: int = 4096, lr: float = 1e-2,
+    def __init__(self, n_factors: int = 64, n_layers: int = 3, reg: float = 3e-3,
+                 n_epochs: int = 90, batch_size: int = 4096, lr: float = 1e-2,
                  weight_decay: float = 0.0, loss: str = "bpr", n_negatives: int = 1,
                  sampler: str = "uniform", patience: int | None = None,
                  validation_fraction: float = 0.0, device: str = "auto", random_state=None,

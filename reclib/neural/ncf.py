@@ -145,10 +145,9 @@ class _NCFBase(NeuralRecommender):
 class GMF(_NCFBase):
     r"""Generalised matrix factorisation: :math:`\hat y_{ui} = h^\top (p_u \odot q_i) + b`.
 
-    See :mod:`reclib.neural.ncf`. ``layers`` is ignored. Defaults (``n_factors=64``, 20
-    epochs, binary cross-entropy with 4 uniform negatives, Adam at ``lr=1e-3``) follow He et
-    al. (2017), with the epochs chosen on a validation split carved from the MovieLens 100K
-    training set.
+    See :mod:`reclib.neural.ncf`. ``layers`` is ignored. The loss (binary cross-entropy with
+    4 uniform negatives) and Adam follow He et al. (2017); ``lr``, ``reg`` and the epochs of
+    GMF, MLP and NeuMF won a validation split carved from the MovieLens 100K training set.
 
     Parameters
     ----------
@@ -174,6 +173,16 @@ class GMF(_NCFBase):
 
     _use_mlp = False
 
+    def __init__(self, n_factors: int = 64, layers: tuple = (128, 64, 32), n_epochs: int = 25,
+                 batch_size: int = 1024, lr: float = 3e-3, weight_decay: float = 0.0,
+                 reg: float = 3e-3, loss: str = "bce", n_negatives: int = 4,
+                 sampler: str = "uniform", patience: int | None = None,
+                 validation_fraction: float = 0.0, device: str = "auto", random_state=None,
+                 verbose: bool = False):
+        super().__init__(n_factors, layers, n_epochs, batch_size, lr, weight_decay, reg, loss,
+                         n_negatives, sampler, patience, validation_fraction, device,
+                         random_state, verbose)
+
     def _item_vectors(self):
         return self._get_module().gmf.item.weight.detach().cpu().numpy()
 
@@ -187,10 +196,30 @@ class MLP(_NCFBase):
 
     _use_gmf = False
 
+    def __init__(self, n_factors: int = 64, layers: tuple = (128, 64, 32), n_epochs: int = 35,
+                 batch_size: int = 1024, lr: float = 1e-3, weight_decay: float = 0.0,
+                 reg: float = 3e-3, loss: str = "bce", n_negatives: int = 4,
+                 sampler: str = "uniform", patience: int | None = None,
+                 validation_fraction: float = 0.0, device: str = "auto", random_state=None,
+                 verbose: bool = False):
+        super().__init__(n_factors, layers, n_epochs, batch_size, lr, weight_decay, reg, loss,
+                         n_negatives, sampler, patience, validation_fraction, device,
+                         random_state, verbose)
+
 
 class NeuMF(_NCFBase):
     r"""Neural matrix factorisation: GMF and MLP branches joined by one output layer.
 
     Parameters as :class:`GMF`. He et al. (2017) pre-train the two branches; here both are
-    trained jointly from a small random start, which the validation split found as good.
+    trained jointly from a small random start.
     """
+
+    def __init__(self, n_factors: int = 64, layers: tuple = (128, 64, 32), n_epochs: int = 20,
+                 batch_size: int = 1024, lr: float = 1e-3, weight_decay: float = 0.0,
+                 reg: float = 3e-4, loss: str = "bce", n_negatives: int = 4,
+                 sampler: str = "uniform", patience: int | None = None,
+                 validation_fraction: float = 0.0, device: str = "auto", random_state=None,
+                 verbose: bool = False):
+        super().__init__(n_factors, layers, n_epochs, batch_size, lr, weight_decay, reg, loss,
+                         n_negatives, sampler, patience, validation_fraction, device,
+                         random_state, verbose)

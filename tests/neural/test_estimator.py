@@ -78,7 +78,7 @@ def test_a_module_without_build_is_an_error(planted):
 @pytest.mark.slow
 def test_gmf_beats_popularity_on_movielens(ml100k_topn):
     train, test = ml100k_topn
-    model = GMF(n_epochs=3, device="cpu", random_state=0).fit(train)
+    model = GMF(n_epochs=8, device="cpu", random_state=0).fit(train)
     pop = reclib.models.Popularity().fit(train)
     ours = reclib.evaluation.evaluate_ranking(model, train, test)["ndcg@10"]
     assert ours > reclib.evaluation.evaluate_ranking(pop, train, test)["ndcg@10"]
