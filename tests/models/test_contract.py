@@ -42,6 +42,10 @@ FAST_PARAMS = {
                "reg": 0.1, "dropout": 0.0, "device": "cpu"},
     "TwoTower": {"n_factors": 8, "layers": [16], "out": 8, "n_epochs": 60, "batch_size": 32,
                  "lr": 0.01, "device": "cpu"},
+    # reclib.keras (TensorFlow): the same settings as the PyTorch twins
+    "KerasGMF": {"n_factors": 8, "n_epochs": 20, "batch_size": 128, "lr": 0.03},
+    "KerasTwoTower": {"n_factors": 8, "layers": [16], "out": 8, "n_epochs": 40,
+                      "batch_size": 32, "lr": 0.01},
 }
 
 #: Models whose list is the same for every user: they skip the planted-preference check.
@@ -49,16 +53,18 @@ NON_PERSONALISED = {"GlobalMean", "Popularity", "Random", "BaselinePredictor"}
 
 
 def _namespaces():
-    try:  # the PyTorch models are an optional extra
-        neural = importlib.import_module("reclib.neural")
-    except ImportError:
-        return [reclib.models]
-    return [reclib.models, neural]
+    spaces = [reclib.models]
+    for name in ("reclib.neural", "reclib.keras"):  # optional extras: torch, tf
+        try:
+            spaces.append(importlib.import_module(name))
+        except ImportError:
+            pass
+    return spaces
 
 
 def _model_classes():
     classes = []
-    abstract = {"Recommender", "NeuralRecommender"}
+    abstract = {"Recommender", "NeuralRecommender", "KerasRecommender"}
     for space in _namespaces():
         for name in space.__all__:
             obj = getattr(space, name)
