@@ -47,7 +47,7 @@ import scipy.sparse as sp
 import torch
 
 from .._ranking import mask_rows, top_k
-from ..evaluation.metrics import per_user_ndcg, rmse
+from ..evaluation.metrics import per_user_ndcg
 from ..interactions import Interactions
 from ..models.base import Recommender
 from ._train import (TrainConfig, limited_threads, resolve_device, seed_everything,
@@ -262,7 +262,3 @@ class NeuralRecommender(Recommender):
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
         return self._module_scores(self._get_module(), np.asarray(users, dtype=np.int64))
-
-    # ------------------------------------------------------------------ rating validation
-    def _rmse_score(self, predict_pairs, valid: Interactions) -> float:
-        return rmse(valid.ratings, predict_pairs(valid.users, valid.items))
