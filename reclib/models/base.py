@@ -23,6 +23,7 @@ A subclass implements
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 from pathlib import Path
@@ -60,7 +61,7 @@ class Recommender:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        Recommender._registry[cls.__name__] = cls
+        Recommender._registry[_class_path(cls)] = cls
 
     # ------------------------------------------------------------------ hyper-parameters
     @classmethod
@@ -292,7 +293,7 @@ class Recommender:
             else:
                 raise TypeError(f"cannot save fitted attribute {name} of type "
                                 f"{type(value).__name__}")
-        meta = {"class": type(self).__name__, "params": self.get_params(), "scalars": scalars,
+        meta = {"class": _class_path(type(self)), "params": self.get_params(), "scalars": scalars,
                 "format": _FORMAT_VERSION}
         try:
             arrays["__meta__"] = np.array(json.dumps(meta))
@@ -308,7 +309,7 @@ class Recommender:
         """Read a model written by :meth:`save` (``allow_pickle=False``)."""
         with np.load(path, allow_pickle=False) as npz:
             meta = json.loads(str(npz["__meta__"]))
-            model_cls = Recommender._registry.get(meta["class"])
+            model_cls = _find_class(meta["class"])
             if model_cls is None:
                 raise ValueError(f"{path} holds an unknown model class {meta['class']!r}")
             if not issubclass(model_cls, cls):
@@ -329,6 +330,23 @@ class Recommender:
                                                    shape=tuple(p["shape"])))
         model._reset_lookups()
         return model
+
+
+def _class_path(cls: type) -> str:
+    """``module.QualifiedName``: unique even when two frameworks both have a ``TwoTower``."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _find_class(path: str):
+    """The registered class at ``path``, importing its module first (e.g. ``reclib.neural``)."""
+    if path not in Recommender._registry and "." in path:
+        module = path.rsplit(".", 1)[0]
+        if module.startswith("reclib."):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                return None
+    return Recommender._registry.get(path)
 
 
 def _restore_tuples(model_cls: type, params: dict) -> dict:

@@ -133,3 +133,15 @@ def test_tuple_hyper_parameters_survive_save_and_load(tmp_path):
     model = WithLayers(layers=(3, 2)).fit(reclib.Interactions.from_dataframe(planted_frame()))
     loaded = reclib.models.Recommender.load(model.save(tmp_path / "m"))
     assert loaded.get_params() == {"layers": (3, 2)}
+
+
+def test_load_finds_the_class_by_module_path(tmp_path):
+    """Classes are saved under module.QualifiedName, so equal class names in two modules differ."""
+    import json
+
+    path = Popularity().fit(reclib.Interactions.from_dataframe(planted_frame())).save(tmp_path / "p")
+    with np.load(path, allow_pickle=False) as npz:
+        assert json.loads(str(npz["__meta__"]))["class"] == "reclib.models.baselines.Popularity"
+    assert isinstance(reclib.models.Recommender.load(path), Popularity)
+    with pytest.raises(TypeError, match="not a BaselinePredictor"):
+        BaselinePredictor.load(path)
