@@ -81,6 +81,8 @@ def autorec_row(df, quick):
 def markdown(payload) -> str:
     lines = ["# Deep and graph models on MovieLens 100K", "",
              f"Machine: {payload['machine']}; torch on the CPU, one thread.", "",
+             "Fit times are wall-clock seconds on a shared machine that other jobs were "
+             "loading at the time; read them as an upper bound.", "",
              "## Top-N (stratified 75/25 split, seed 42, k = 10)", "",
              "| model | P@10 | R@10 | nDCG@10 | MAP@10 | fit s |", "|---|---|---|---|---|---|"]
     for r in payload["ranking"]:

@@ -287,7 +287,8 @@ class DeepFM(FeatureInputs):
     dropout : float
         Dropout after each hidden layer, in ``[0, 1)``.
     features, n_epochs, batch_size, lr, reg, loss, n_negatives, random_state, device, verbose
-        As for :class:`FM`.
+        As for :class:`FM`. ``n_epochs`` defaults to 20: on a validation split carved from the
+        MovieLens 100K training set, 20 epochs scored higher than 30, at two thirds of the cost.
 
     References
     ----------
@@ -296,7 +297,7 @@ class DeepFM(FeatureInputs):
     """
 
     def __init__(self, n_factors: int = 32, layers=[128, 64], dropout: float = 0.1,
-                 features="auto", n_epochs: int = 30, batch_size: int = 1024, lr: float = 2e-3,
+                 features="auto", n_epochs: int = 20, batch_size: int = 1024, lr: float = 2e-3,
                  reg: float = 1e-4, loss: str = "bpr", n_negatives: int = 4, random_state=None,
                  device: str = "auto", verbose: bool = False):
         self.n_factors = n_factors
