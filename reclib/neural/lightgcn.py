@@ -114,8 +114,7 @@ class LightGCN(NeuralRecommender):
         Propagation steps :math:`K` (``0`` is BPR matrix factorisation).
     reg : float
         :math:`\lambda`, the weight of the L2 penalty on the batch's layer-0 embeddings.
-    n_epochs, batch_size, lr, weight_decay, loss, n_negatives, sampler, patience,
-    validation_fraction, device, random_state, verbose :
+    n_epochs, batch_size, lr, weight_decay, loss, n_negatives, sampler, patience, validation_fraction, device, random_state, verbose
         As for :class:`~reclib.neural.GMF`; the loss defaults to BPR with one negative.
 
     Attributes
