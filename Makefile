@@ -46,6 +46,7 @@ book-check: venv
 bench: venv
 	$(BIN)/python benchmarks/rating_ml100k.py
 	$(BIN)/python benchmarks/ranking_ml100k.py
+	$(BIN)/python benchmarks/deep_ml100k.py
 
 ## lock: re-pin requirements/lock.txt from a fresh resolution of the extras.
 lock:
