@@ -58,17 +58,8 @@ def evaluate_ranking(model: Recommender, train: Interactions, test: Interactions
         ``"hit_rate@k"``, ``"mrr@k"``, plus ``"coverage@k"`` and ``"novelty@k"`` of the lists
         and ``"n_users"``, the number of users evaluated.
     """
-    _check_model(model)
+    check_split_inputs(model, train, test)
     k = check_int("k", k, minimum=1, maximum=model.n_items)
-    for name, obj in (("train", train), ("test", test)):
-        if not isinstance(obj, Interactions):
-            raise TypeError(f"{name} must be an Interactions, got {type(obj).__name__}")
-    if not test.shares_index_with(train):
-        raise ValueError("test does not share train's id maps; build it with "
-                         "Interactions.from_dataframe(test_df, reference=train)")
-    if not (np.array_equal(model.user_ids_, train.user_ids)
-            and np.array_equal(model.item_ids_, train.item_ids)):
-        raise ValueError("model was not fitted on train (their id maps differ)")
     known_user = test.users >= 0
     if not known_user.all():
         warnings.warn(f"{test.n_unknown_users} test users never appear in train and cannot be "
@@ -94,6 +85,20 @@ def evaluate_ranking(model: Recommender, train: Interactions, test: Interactions
     results[f"novelty@{k}"] = novelty(top, item_counts, train.n_users)
     results["n_users"] = int(len(users))
     return results
+
+
+def check_split_inputs(model, train, test) -> None:
+    """Raise unless ``model`` is a fitted Recommender trained on ``train`` and ``test`` shares its maps."""
+    _check_model(model)
+    for name, obj in (("train", train), ("test", test)):
+        if not isinstance(obj, Interactions):
+            raise TypeError(f"{name} must be an Interactions, got {type(obj).__name__}")
+    if not test.shares_index_with(train):
+        raise ValueError("test does not share train's id maps; build it with "
+                         "Interactions.from_dataframe(test_df, reference=train)")
+    if not (np.array_equal(model.user_ids_, train.user_ids)
+            and np.array_equal(model.item_ids_, train.item_ids)):
+        raise ValueError("model was not fitted on train (their id maps differ)")
 
 
 def _check_model(model) -> None:

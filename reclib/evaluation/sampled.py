@@ -18,6 +18,7 @@ from .._ranking import default_batch_size
 from .._validation import check_int, check_random_state
 from ..interactions import Interactions
 from ..models.base import Recommender
+from .protocols import check_split_inputs
 
 
 def evaluate_sampled_ranking(model: Recommender, train: Interactions, test: Interactions,
@@ -56,18 +57,7 @@ def evaluate_sampled_ranking(model: Recommender, train: Interactions, test: Inte
         ``"hit_rate@k"``, ``"ndcg@k"``, ``"mean_rank"`` (among ``n_negatives + 1``) and
         ``"n_pairs"``.
     """
-    if not isinstance(model, Recommender):
-        raise TypeError(f"model must be a reclib Recommender, got {type(model).__name__}")
-    model._check_is_fitted()
-    for name, obj in (("train", train), ("test", test)):
-        if not isinstance(obj, Interactions):
-            raise TypeError(f"{name} must be an Interactions, got {type(obj).__name__}")
-    if not test.shares_index_with(train):
-        raise ValueError("test does not share train's id maps; build it with "
-                         "Interactions.from_dataframe(test_df, reference=train)")
-    if not (np.array_equal(model.user_ids_, train.user_ids)
-            and np.array_equal(model.item_ids_, train.item_ids)):
-        raise ValueError("model was not fitted on train (their id maps differ)")
+    check_split_inputs(model, train, test)
     n_negatives = check_int("n_negatives", n_negatives, minimum=1)
     k = check_int("k", k, minimum=1, maximum=n_negatives + 1)
     rng = check_random_state(seed)
