@@ -38,6 +38,7 @@ def test_normalised_adjacency_equals_dense_formula(R):
 
 @pytest.mark.parametrize("n_layers", [0, 1, 3])
 def test_sparse_propagation_equals_dense_reference(R, n_layers):
+    torch.manual_seed(n_layers)
     module = LightGCNModule(7, 5, n_factors=4, n_layers=n_layers).double()
     module.adjacency = to_torch_sparse(normalized_adjacency(R)).double()
     assert module.adjacency.is_sparse
@@ -49,9 +50,9 @@ def test_sparse_propagation_equals_dense_reference(R, n_layers):
         layer = A_hat @ layer
         total += layer
     expected = total / (n_layers + 1)
-    # the adjacency is stored in float32, hence the tolerance
+    # the adjacency is stored in float32 (relative error ~1e-7 on entries of size ~0.1)
     np.testing.assert_allclose(np.vstack([users.numpy(), items.numpy()]), expected, rtol=1e-6,
-                               atol=1e-9)
+                               atol=1e-7)
     with torch.no_grad():
         scores = module.score_all(torch.arange(7)).numpy()
     np.testing.assert_allclose(scores, expected[:7] @ expected[7:].T, rtol=1e-6, atol=1e-9)
