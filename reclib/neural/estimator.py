@@ -13,6 +13,8 @@ and, when the defaults do not fit,
 
 ``_prepare(self, data)``
     store extra fitted state (attributes ending in ``_``) before the module is built;
+``_initialise(self, module, train)``
+    set starting weights before training (NeuMF's pre-training); default: the random ones;
 ``_attach(self, module, X)``
     hand the module the data it reads at run time (a graph, a rating matrix), built from
     ``X``, a users x items CSR of ratings; called with the training part before training and
@@ -119,6 +121,7 @@ class NeuralRecommender(Recommender):
             delattr(self, name)
         self._prepare(data)
         module = self._build_module().to(self._device)
+        self._initialise(module, train)
         self._attach(module, self._matrix(train))
         validate = None
         if valid is not None:
@@ -169,6 +172,13 @@ class NeuralRecommender(Recommender):
 
     def _attach(self, module: torch.nn.Module, X: sp.csr_matrix) -> None:
         """Give the module its run-time data (default: nothing)."""
+
+    def _initialise(self, module: torch.nn.Module, train: Interactions) -> None:
+        """Set the module's starting weights from ``train`` (default: keep the random ones).
+
+        Called once per fit, before training, with the training part (the validation rows
+        already held out), so a pre-training step never sees the validation data.
+        """
 
     def _inference_matrix(self) -> sp.csr_matrix:
         """The matrix handed to :meth:`_attach` for scoring (default: the seen matrix)."""

@@ -30,12 +30,14 @@ convolution network for recommendation", SIGIR 2020. https://arxiv.org/abs/2002.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .._validation import check_int
+from .._validation import check_choice, check_int
 from .estimator import NeuralRecommender
 
 
@@ -54,13 +56,51 @@ def normalized_adjacency(X: sp.spmatrix) -> sp.csr_matrix:
     return (D @ A @ D).tocsr().astype(np.float32)
 
 
-def to_torch_sparse(matrix: sp.spmatrix, device=None) -> torch.Tensor:
-    """A scipy sparse matrix as a coalesced torch COO tensor."""
-    coo = sp.coo_matrix(matrix)
-    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    values = torch.from_numpy(coo.data.astype(np.float32))
-    return torch.sparse_coo_tensor(indices, values, coo.shape, device=device,
-                                   check_invariants=False).coalesce()
+def to_torch_sparse(matrix: sp.spmatrix, device=None, layout: str = "csr") -> torch.Tensor:
+    """A scipy sparse matrix as a torch sparse tensor, CSR (default) or coalesced COO.
+
+    CSR is the faster layout for sparse x dense products on the CPU: on the MovieLens 100K
+    graph one product took 0.6 ms against 4.3 ms for COO (one thread, this book's machine).
+    """
+    check_choice("layout", layout, {"csr", "coo"})
+    if layout == "coo":
+        coo = sp.coo_matrix(matrix)
+        indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+        values = torch.from_numpy(coo.data.astype(np.float32))
+        return torch.sparse_coo_tensor(indices, values, coo.shape, device=device,
+                                       check_invariants=False).coalesce()
+    csr = sp.csr_matrix(matrix)
+    csr.sort_indices()
+    with warnings.catch_warnings():   # torch calls its CSR support "beta" once per process
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(csr.indptr.astype(np.int64)),
+                                       torch.from_numpy(csr.indices.astype(np.int64)),
+                                       torch.from_numpy(csr.data.astype(np.float32)),
+                                       csr.shape, device=device, check_invariants=False)
+
+
+class _SymmetricPropagation(torch.autograd.Function):
+    r"""``A @ X`` for a *symmetric* sparse ``A``, with the backward pass ``A @ G``.
+
+    The gradient of :math:`Y = AX` with respect to :math:`X` is :math:`A^\top G`, which equals
+    :math:`AG` when :math:`A = A^\top`. Autograd does not know the symmetry and transposes the
+    sparse matrix on every backward pass; using it makes the backward pass as cheap as the
+    forward one. (``A`` itself is a constant: it gets no gradient.)
+    """
+
+    @staticmethod
+    def forward(ctx, A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        ctx.A = A
+        return A @ X
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, ctx.A @ grad
+
+
+def propagate_symmetric(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """``A @ X`` with the cheap backward pass of :class:`_SymmetricPropagation`."""
+    return _SymmetricPropagation.apply(A, X)
 
 
 class LightGCNModule(nn.Module):
@@ -79,7 +119,7 @@ class LightGCNModule(nn.Module):
         layer = self.embedding.weight                                 # E^(0): (N, f)
         total = layer
         for _ in range(self.n_layers):
-            layer = torch.sparse.mm(self.adjacency, layer)            # E^(k+1) = Ã E^(k)
+            layer = propagate_symmetric(self.adjacency, layer)        # E^(k+1) = Ã E^(k)
             total = total + layer
         final = total / (self.n_layers + 1)                           # mean over K + 1 layers
         return final[:self.n_users], final[self.n_users:]             # (n_users, f), (n_items, f)
@@ -153,7 +193,9 @@ class LightGCN(NeuralRecommender):
         return LightGCNModule(self.n_users, self.n_items, self.n_factors, self.n_layers)
 
     def _attach(self, module: nn.Module, X: sp.csr_matrix) -> None:
-        adjacency = to_torch_sparse(normalized_adjacency(X), device=self._device)
+        # Apple's MPS backend multiplies COO but not CSR tensors
+        layout = "coo" if self._device.type == "mps" else "csr"
+        adjacency = to_torch_sparse(normalized_adjacency(X), device=self._device, layout=layout)
         module.adjacency = adjacency.to(self.dtype_of(module))
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:

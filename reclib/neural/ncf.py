@@ -24,10 +24,12 @@ factorization revisited", RecSys 2020.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_int
+from .._validation import check_float, check_int
+from ..interactions import Interactions
 from .estimator import NeuralRecommender
 
 
@@ -210,8 +212,31 @@ class MLP(_NCFBase):
 class NeuMF(_NCFBase):
     r"""Neural matrix factorisation: GMF and MLP branches joined by one output layer.
 
-    Parameters as :class:`GMF`. He et al. (2017) pre-train the two branches; here both are
-    trained jointly from a small random start.
+    With ``pretrain`` (He et al., 2017, section 3.4.1) a :class:`GMF` and an :class:`MLP` are
+    first fitted on the same training rows, with the same loss, sampler, seed and device; NeuMF
+    then starts from their embeddings and layers, and its output layer from their output
+    layers weighted by :math:`\alpha` and :math:`1 - \alpha`:
+
+    .. math::
+
+        h \leftarrow \big[\alpha\, h^{\text{GMF}};\ (1 - \alpha)\, h^{\text{MLP}}\big],
+        \qquad b \leftarrow \alpha\, b^{\text{GMF}} + (1 - \alpha)\, b^{\text{MLP}},
+
+    so before any joint training NeuMF scores exactly :math:`\alpha \hat y^{\text{GMF}} +
+    (1 - \alpha) \hat y^{\text{MLP}}`. Without it both branches start from a small random
+    initialisation and are trained jointly.
+
+    Parameters
+    ----------
+    pretrain : bool
+        Fit GMF and MLP first and start from their weights.
+    alpha : float
+        :math:`\alpha \in [0, 1]`, the GMF branch's share of the initial output layer.
+    pretrain_epochs : int, optional
+        Epochs of each pre-training fit; ``None`` uses the :class:`GMF` and :class:`MLP`
+        defaults (their other training settings are always their defaults).
+    others
+        As for :class:`GMF`; ``n_epochs``, ``lr`` and ``reg`` are the joint training's.
     """
 
     def __init__(self, n_factors: int = 64, layers: tuple = (128, 64, 32), n_epochs: int = 20,
@@ -219,7 +244,42 @@ class NeuMF(_NCFBase):
                  reg: float = 3e-4, loss: str = "bce", n_negatives: int = 4,
                  sampler: str = "uniform", patience: int | None = None,
                  validation_fraction: float = 0.0, device: str = "auto", random_state=None,
-                 verbose: bool = False):
+                 verbose: bool = False, pretrain: bool = False, alpha: float = 0.5,
+                 pretrain_epochs: int | None = None):
         super().__init__(n_factors, layers, n_epochs, batch_size, lr, weight_decay, reg, loss,
                          n_negatives, sampler, patience, validation_fraction, device,
                          random_state, verbose)
+        self.pretrain = pretrain
+        self.alpha = alpha
+        self.pretrain_epochs = pretrain_epochs
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if not isinstance(self.pretrain, (bool, np.bool_)):
+            raise TypeError(f"pretrain == {self.pretrain!r}, must be True or False")
+        check_float("alpha", self.alpha, minimum=0.0, maximum=1.0)
+        if self.pretrain_epochs is not None:
+            check_int("pretrain_epochs", self.pretrain_epochs, minimum=1)
+
+    def pretrained_parts(self, train: Interactions) -> tuple[GMF, MLP]:
+        """Fit the :class:`GMF` and :class:`MLP` that NeuMF starts from, on ``train``."""
+        shared = {"loss": self.loss, "n_negatives": self.n_negatives, "sampler": self.sampler,
+                  "device": self.device, "random_state": self.random_state,
+                  "verbose": self.verbose}
+        if self.pretrain_epochs is not None:
+            shared["n_epochs"] = self.pretrain_epochs
+        gmf = GMF(n_factors=self.n_factors, **shared).fit(train)
+        mlp = MLP(layers=tuple(self.layers), **shared).fit(train)
+        return gmf, mlp
+
+    def _initialise(self, module: nn.Module, train: Interactions) -> None:
+        if not self.pretrain:
+            return
+        gmf, mlp = (part._get_module() for part in self.pretrained_parts(train))
+        with torch.no_grad():
+            module.gmf.load_state_dict(gmf.gmf.state_dict())
+            module.mlp.load_state_dict(mlp.mlp.state_dict())
+            a = self.alpha
+            module.output.weight.copy_(torch.cat([a * gmf.output.weight,
+                                                  (1 - a) * mlp.output.weight], dim=1))
+            module.output.bias.copy_(a * gmf.output.bias + (1 - a) * mlp.output.bias)

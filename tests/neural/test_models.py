@@ -7,8 +7,9 @@ import scipy.sparse as sp
 
 torch = pytest.importorskip("torch")
 
-from reclib.neural import GMF, AutoRec  # noqa: E402
-from reclib.neural.lightgcn import LightGCNModule, normalized_adjacency, to_torch_sparse  # noqa: E402
+from reclib.neural import GMF, AutoRec, NeuMF  # noqa: E402
+from reclib.neural.lightgcn import (LightGCNModule, normalized_adjacency,  # noqa: E402
+                                   propagate_symmetric, to_torch_sparse)
 from reclib.neural.ncf import NCFModule  # noqa: E402
 
 
@@ -36,12 +37,13 @@ def test_normalised_adjacency_equals_dense_formula(R):
     np.testing.assert_allclose(A_hat.toarray(), dense_normalised(R), rtol=1e-6)
 
 
+@pytest.mark.parametrize("layout", ["csr", "coo"])
 @pytest.mark.parametrize("n_layers", [0, 1, 3])
-def test_sparse_propagation_equals_dense_reference(R, n_layers):
+def test_sparse_propagation_equals_dense_reference(R, n_layers, layout):
     torch.manual_seed(n_layers)
     module = LightGCNModule(7, 5, n_factors=4, n_layers=n_layers).double()
-    module.adjacency = to_torch_sparse(normalized_adjacency(R)).double()
-    assert module.adjacency.is_sparse
+    module.adjacency = to_torch_sparse(normalized_adjacency(R), layout=layout).double()
+    assert module.adjacency.layout == {"csr": torch.sparse_csr, "coo": torch.sparse_coo}[layout]
     with torch.no_grad():
         users, items = module.propagate()
     E = module.embedding.weight.detach().numpy()
@@ -56,6 +58,27 @@ def test_sparse_propagation_equals_dense_reference(R, n_layers):
     with torch.no_grad():
         scores = module.score_all(torch.arange(7)).numpy()
     np.testing.assert_allclose(scores, expected[:7] @ expected[7:].T, rtol=1e-6, atol=1e-9)
+
+
+def test_symmetric_propagation_gradient_equals_autograd_through_the_dense_matrix(R):
+    """The hand-written backward pass (A G, using A = A^T) against autograd on dense A."""
+    A = to_torch_sparse(normalized_adjacency(R)).to(torch.float64)
+    A_dense = torch.from_numpy(dense_normalised(R))
+    X = torch.randn(12, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0),
+                    requires_grad=True)
+    weights = torch.randn(12, 3, dtype=torch.float64)
+    (propagate_symmetric(A, propagate_symmetric(A, X)) * weights).sum().backward()
+    ours = X.grad.clone()
+    X.grad = None
+    ((A_dense @ (A_dense @ X)) * weights).sum().backward()
+    torch.testing.assert_close(ours, X.grad, rtol=1e-6, atol=1e-8)
+    assert torch.autograd.gradcheck(lambda x: propagate_symmetric(A, x), (X.detach().clone()
+                                                                          .requires_grad_(),))
+
+
+def test_to_torch_sparse_rejects_an_unknown_layout(R):
+    with pytest.raises(ValueError, match="layout"):
+        to_torch_sparse(R, layout="dense")
 
 
 def test_gmf_is_a_weighted_elementwise_product():
@@ -75,6 +98,41 @@ def test_gmf_full_scores_equal_pairwise_scores(planted):
     block = model.score_block(np.arange(3), exclude_seen=False)
     again = model.predict(np.repeat(planted.user_ids[:3], 2), np.tile(planted.item_ids[:2], 3))
     np.testing.assert_allclose(block[:, :2].ravel(), again, rtol=1e-10)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_pretrained_neumf_starts_as_the_weighted_sum_of_gmf_and_mlp(planted, alpha):
+    """He et al.'s initialisation: before joint training NeuMF = a GMF + (1 - a) MLP."""
+    model = NeuMF(n_factors=4, layers=(8, 4), pretrain=True, alpha=alpha, pretrain_epochs=2,
+                  device="cpu", random_state=0)
+    gmf, mlp = model.pretrained_parts(planted)
+    model.pretrain, model.n_epochs = False, 1
+    model.fit(planted)                                  # the id maps, without pretraining
+    model.pretrain = True
+    module = model._build_module()
+    model.pretrained_parts = lambda train: (gmf, mlp)
+    model._initialise(module, planted)
+    users = np.arange(planted.n_users)
+    with torch.no_grad():
+        got = module.double()(torch.as_tensor(users),
+                              torch.arange(planted.n_items).expand(len(users), -1)).numpy()
+    expected = (alpha * gmf.score_block(users, exclude_seen=False)
+                + (1 - alpha) * mlp.score_block(users, exclude_seen=False))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_neumf_pretraining_is_seeded_and_checked(planted):
+    kwargs = dict(n_factors=4, layers=(8, 4), n_epochs=2, pretrain=True, pretrain_epochs=2,
+                  device="cpu", random_state=0)
+    first = NeuMF(**kwargs).fit(planted).score_block(np.arange(5), exclude_seen=False)
+    second = NeuMF(**kwargs).fit(planted).score_block(np.arange(5), exclude_seen=False)
+    np.testing.assert_array_equal(first, second)
+    with pytest.raises(ValueError, match="alpha"):
+        NeuMF(alpha=1.5).fit(planted)
+    with pytest.raises(TypeError, match="pretrain"):
+        NeuMF(pretrain="yes").fit(planted)
+    with pytest.raises(ValueError, match="pretrain_epochs"):
+        NeuMF(pretrain=True, pretrain_epochs=0).fit(planted)
 
 
 def test_autorec_falls_back_to_means_for_unknown_ids(planted):
