@@ -30,8 +30,8 @@ FAST_PARAMS = {
     # reclib.neural (PyTorch): a few epochs of large steps on the CPU
     "GMF": {"n_factors": 8, "n_epochs": 20, "batch_size": 128, "lr": 0.03, "device": "cpu"},
     "MLP": {"layers": (32, 16), "n_epochs": 40, "batch_size": 128, "lr": 0.03, "device": "cpu"},
-    "NeuMF": {"n_factors": 8, "layers": (32, 16), "n_epochs": 30, "batch_size": 128, "lr": 0.02,
-              "reg": 0.01, "device": "cpu"},
+    "NeuMF": {"n_factors": 8, "layers": (32, 16), "n_epochs": 5, "batch_size": 128, "lr": 0.005,
+              "reg": 0.01, "pretrain_params": {"n_epochs": 20, "lr": 0.03}, "device": "cpu"},
     "LightGCN": {"n_factors": 8, "n_layers": 2, "n_epochs": 20, "batch_size": 128, "lr": 0.05,
                  "device": "cpu"},
     "AutoRec": {"n_hidden": 16, "n_epochs": 30, "batch_size": 16, "lr": 0.03, "reg": 0.1,

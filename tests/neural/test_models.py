@@ -103,7 +103,7 @@ def test_gmf_full_scores_equal_pairwise_scores(planted):
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
 def test_pretrained_neumf_starts_as_the_weighted_sum_of_gmf_and_mlp(planted, alpha):
     """He et al.'s initialisation: before joint training NeuMF = a GMF + (1 - a) MLP."""
-    model = NeuMF(n_factors=4, layers=(8, 4), pretrain=True, alpha=alpha, pretrain_epochs=2,
+    model = NeuMF(n_factors=4, layers=(8, 4), pretrain=True, alpha=alpha, pretrain_params={"n_epochs": 2},
                   device="cpu", random_state=0)
     gmf, mlp = model.pretrained_parts(planted)
     model.pretrain, model.n_epochs = False, 1
@@ -122,7 +122,7 @@ def test_pretrained_neumf_starts_as_the_weighted_sum_of_gmf_and_mlp(planted, alp
 
 
 def test_neumf_pretraining_is_seeded_and_checked(planted):
-    kwargs = dict(n_factors=4, layers=(8, 4), n_epochs=2, pretrain=True, pretrain_epochs=2,
+    kwargs = dict(n_factors=4, layers=(8, 4), n_epochs=2, pretrain=True, pretrain_params={"n_epochs": 2},
                   device="cpu", random_state=0)
     first = NeuMF(**kwargs).fit(planted).score_block(np.arange(5), exclude_seen=False)
     second = NeuMF(**kwargs).fit(planted).score_block(np.arange(5), exclude_seen=False)
@@ -131,8 +131,10 @@ def test_neumf_pretraining_is_seeded_and_checked(planted):
         NeuMF(alpha=1.5).fit(planted)
     with pytest.raises(TypeError, match="pretrain"):
         NeuMF(pretrain="yes").fit(planted)
-    with pytest.raises(ValueError, match="pretrain_epochs"):
-        NeuMF(pretrain=True, pretrain_epochs=0).fit(planted)
+    with pytest.raises(ValueError, match="unknown keys.*'epochs'"):
+        NeuMF(pretrain_params={"epochs": 3}).fit(planted)
+    with pytest.raises(TypeError, match="pretrain_params"):
+        NeuMF(pretrain_params=3).fit(planted)
 
 
 def test_autorec_falls_back_to_means_for_unknown_ids(planted):
