@@ -144,7 +144,8 @@ class LightGCN(NeuralRecommender):
 
     See :mod:`reclib.neural.lightgcn` for the equations. The defaults were chosen on a
     validation split carved from the MovieLens 100K training set, within a CPU budget of a
-    few minutes (the paper trains for hundreds of epochs at ``lr=1e-3``).
+    few minutes (the paper trains for hundreds of epochs at ``lr=1e-3``);
+    ``benchmarks/tune_deep_ml100k.py`` records the search.
 
     Parameters
     ----------
@@ -162,8 +163,8 @@ class LightGCN(NeuralRecommender):
     loss_history_, val_history_, best_epoch_ : see :class:`NeuralRecommender`
     """
 
-    def __init__(self, n_factors: int = 64, n_layers: int = 3, reg: float = 3e-3,
-                 n_epochs: int = 90, batch_size: int = 4096, lr: float = 1e-2,
+    def __init__(self, n_factors: int = 128, n_layers: int = 3, reg: float = 2e-3,
+                 n_epochs: int = 200, batch_size: int = 4096, lr: float = 4e-3,
                  weight_decay: float = 0.0, loss: str = "bpr", n_negatives: int = 1,
                  sampler: str = "uniform", patience: int | None = None,
                  validation_fraction: float = 0.0, device: str = "auto", random_state=None,

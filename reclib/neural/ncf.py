@@ -225,7 +225,7 @@ class NeuMF(_NCFBase):
     so before any joint training NeuMF scores exactly :math:`\alpha \hat y^{\text{GMF}} +
     (1 - \alpha) \hat y^{\text{MLP}}`. The joint training then only fine-tunes, at a small
     learning rate for a few epochs (the defaults, chosen on a validation split carved from the
-    MovieLens 100K training set; He et al. switch to plain SGD at this stage for the same
+    MovieLens 100K training set, see ``benchmarks/tune_deep_ml100k.py``; He et al. switch to plain SGD at this stage for the same
     reason: Adam's state from pre-training is not kept). Without ``pretrain`` both branches
     start from a small random initialisation and are trained jointly; then use about
     ``n_epochs=20, lr=1e-3``.
