@@ -21,10 +21,21 @@ def test_neural_models_learn_something(payload):
     ndcg = payload["metrics"]["ndcg@10"]
     if payload["quick"]:  # a quarter of the epochs: the MLP has barely left popularity (~0.24)
         floors = {"GMF": 0.28, "MLP": 0.20, "NeuMF": 0.30}
-    else:
-        floors = {"GMF": 0.38, "MLP": 0.33, "NeuMF": 0.39}
+    else:  # NeuMF's floor is the chapter's target
+        floors = {"GMF": 0.38, "MLP": 0.33, "NeuMF": 0.42}
     for name, floor in floors.items():
         assert ndcg[name] > floor, (name, ndcg[name])
+
+
+def test_prose_claims_on_pretraining(payload):
+    """Chapter 5 says: the blend beats both parts, pre-trained NeuMF beats NeuMF trained from a
+    random start, and fine-tuning adds nothing to the blend. The full run must agree."""
+    if payload["quick"]:
+        pytest.skip("the claims are about fully trained models")
+    ndcg = payload["metrics"]["ndcg@10"]
+    assert ndcg["GMF + MLP blend"] > max(ndcg["GMF"], ndcg["MLP"]), ndcg
+    assert ndcg["NeuMF"] > ndcg["NeuMF, no pretraining"], ndcg
+    assert ndcg["NeuMF"] <= ndcg["GMF + MLP blend"] + 0.002, ndcg
 
 
 def test_dot_product_baselines_are_strong(payload):
