@@ -10,18 +10,16 @@ output. ``--quick`` trains each model for a fifth of its epochs (a smoke test).
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
 import reclib
 import reclib.neural as neural
+from _results import write_results
 from reclib.evaluation import evaluate_ranking, evaluate_ratings
 from reclib.features import movielens_side_features
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PUBLISHED = {"LightGCN (Microsoft Recommenders)": 0.4198, "NCF (Microsoft Recommenders)": 0.3961,
              "BPR (Cornac, Microsoft Recommenders)": 0.4420}
 RANKING = ["GMF", "MLP", "NeuMF", "LightGCN", "FM", "DeepFM", "TwoTower"]
@@ -123,11 +121,7 @@ def main(argv=None):
                "ranking": ranking_rows(train, test, args.quick) + chapter4_rows(train, test),
                "published": PUBLISHED, "rating": autorec_row(df, args.quick)}
     payload["ranking"].sort(key=lambda r: -r["ndcg@10"])
-    stem = RESULTS / ("deep_ml100k_quick" if args.quick else "deep_ml100k")
-    RESULTS.mkdir(exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2))
-    stem.with_suffix(".md").write_text(markdown(payload))
-    print(markdown(payload))
+    write_results("deep_ml100k", payload, markdown(payload), args.quick)
 
 
 if __name__ == "__main__":
