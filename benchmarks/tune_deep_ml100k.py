@@ -4,7 +4,7 @@ Every setting is fitted on a validation split carved from the top-N protocol's t
 (``stratified_split(train, 0.75, seed=1)``, as in ``ranking_ml100k.py``) and scored by nDCG@10
 on the held-out quarter; the test set is never read. The table lists each setting's validation
 nDCG@10 and fit time. Validation scores are lower than test scores because each user has
-fewer held-out items. Differences below about 0.001 are within the spread of seeds.
+fewer held-out items. Differences below about 0.001 are treated as ties (one seed each).
 
     python benchmarks/tune_deep_ml100k.py [--quick] [--jobs 2]
 
@@ -76,7 +76,8 @@ def markdown(payload) -> str:
              f"Machine: {payload['machine']}; {payload['jobs']} settings fitted at once.", "",
              "Fitted on 75% of the top-N training set, scored on the other 25% (the test set is "
              "not used). An empty setting is the model's current default. Settings within about "
-             "0.001 of the best are ties (the spread of seeds); among ties the defaults keep the "
+             "0.001 of the best are treated as ties (each setting ran with one seed); among ties the "
+             "defaults keep the "
              "paper's choices (NeuMF: alpha = 0.5).", ""]
     if payload["quick"]:
         lines += ["**Quick mode: a tenth of the epochs; not the search that set the defaults.**",
