@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export NUMBA_CACHE_DIR := $(CURDIR)/_build/numba-cache
 export RECLIB_METRICS_DIR := $(CURDIR)/_build/metrics
 
-.PHONY: venv book test unit notebooks notebook-metrics book-check bench lock clean
+.PHONY: venv book test unit notebooks notebook-metrics book-check bench tune lock clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,10 @@ bench: venv
 	$(BIN)/python benchmarks/rating_ml100k.py
 	$(BIN)/python benchmarks/ranking_ml100k.py
 	$(BIN)/python benchmarks/deep_ml100k.py
+
+## tune: re-run the validation search behind the LightGCN and NeuMF defaults (about 20 min).
+tune: venv
+	$(BIN)/python benchmarks/tune_deep_ml100k.py --jobs 2
 
 ## lock: re-pin requirements/lock.txt from a fresh resolution of the extras.
 lock:
