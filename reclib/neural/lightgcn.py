@@ -99,7 +99,12 @@ class _SymmetricPropagation(torch.autograd.Function):
 
 
 def propagate_symmetric(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """``A @ X`` with the cheap backward pass of :class:`_SymmetricPropagation`."""
+    r"""``A @ X`` for a symmetric sparse ``A`` (such as :math:`\tilde A`), differentiable in ``X``.
+
+    Its backward pass is ``A @ G`` (the gradient :math:`A^\top G` with :math:`A^\top = A`), one
+    more sparse product, instead of autograd's transpose of ``A`` on every call. Passing a
+    matrix that is not symmetric gives wrong gradients.
+    """
     return _SymmetricPropagation.apply(A, X)
 
 
