@@ -45,6 +45,13 @@ def check_float(
     return value
 
 
+def check_bool(name: str, value) -> bool:
+    """Return ``value`` as ``bool`` or raise a ``TypeError`` naming ``name`` (no truthiness)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_choice(name: str, value, choices) -> str:
     """Raise unless ``value`` is one of ``choices``."""
     if value not in choices:

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from .._validation import check_float, check_int, check_random_state
+from .._validation import check_bool, check_float, check_int, check_random_state
 from ..interactions import Interactions
 from ._factor_base import FactorModel
 
@@ -266,8 +266,7 @@ class BayesianMF(FactorModel):
         check_float("beta0", self.beta0, strictly_positive=True)
         check_float("w0", self.w0, strictly_positive=True)
         check_float("init_std", self.init_std, minimum=0.0)
-        if not isinstance(self.biased, (bool, np.bool_)):
-            raise TypeError(f"biased must be True or False, got {self.biased!r}")
+        check_bool("biased", self.biased)
         if self.nu0 is not None:
             d = self.n_factors + bool(self.biased)
             check_float("nu0", self.nu0)

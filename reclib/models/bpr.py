@@ -10,7 +10,7 @@ import numba
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._validation import check_float, check_int, check_random_state
+from .._validation import check_bool, check_float, check_int, check_random_state
 from ..interactions import Interactions
 from .base import Recommender
 
@@ -88,8 +88,7 @@ class BPR(Recommender):
         check_float("reg", self.reg, minimum=0.0)
         check_int("n_epochs", self.n_epochs, minimum=1)
         check_float("init_std", self.init_std, strictly_positive=True)
-        if not isinstance(self.item_bias, (bool, np.bool_)):
-            raise TypeError(f"item_bias must be True or False, got {self.item_bias!r}")
+        check_bool("item_bias", self.item_bias)
 
     def _fit(self, data: Interactions) -> None:
         X = data.to_csr(binary=True)

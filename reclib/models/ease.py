@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from .._validation import check_float
+from .._validation import check_bool, check_float
 from ..interactions import Interactions
 from .base import Recommender
 
@@ -59,8 +59,7 @@ class EASE(Recommender):
 
     def _validate_params(self) -> None:
         check_float("reg", self.reg, strictly_positive=True)
-        if not isinstance(self.binary, (bool, np.bool_)):
-            raise TypeError(f"binary must be True or False, got {self.binary!r}")
+        check_bool("binary", self.binary)
 
     def _fit(self, data: Interactions) -> None:
         X = data.to_csr(binary=bool(self.binary))

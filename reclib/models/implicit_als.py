@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from .._validation import check_choice, check_float, check_int, check_random_state
+from .._validation import check_bool, check_choice, check_float, check_int, check_random_state
 from ..interactions import Interactions
 from .base import Recommender
 
@@ -136,8 +136,7 @@ class ImplicitALS(Recommender):
         check_choice("solver", self.solver, {"cg", "exact"})
         check_int("cg_steps", self.cg_steps, minimum=1)
         check_float("init_std", self.init_std, strictly_positive=True)
-        if not isinstance(self.binary, (bool, np.bool_)):
-            raise TypeError(f"binary must be True or False, got {self.binary!r}")
+        check_bool("binary", self.binary)
 
     def confidence_matrix(self, X: sp.csr_matrix) -> sp.csr_matrix:
         """:math:`C - 1` on the observed entries of ``X`` (so :math:`c_{ui} = 1 +` stored value)."""

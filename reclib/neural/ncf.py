@@ -24,11 +24,10 @@ factorization revisited", RecSys 2020.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_float, check_int
+from .._validation import check_bool, check_float, check_int
 from ..interactions import Interactions
 from .estimator import NeuralRecommender
 
@@ -225,8 +224,8 @@ class NeuMF(_NCFBase):
     so before any joint training NeuMF scores exactly :math:`\alpha \hat y^{\text{GMF}} +
     (1 - \alpha) \hat y^{\text{MLP}}`. The joint training then only fine-tunes, at a small
     learning rate for a few epochs (the defaults, chosen on a validation split carved from the
-    MovieLens 100K training set, see ``benchmarks/tune_deep_ml100k.py``; He et al. switch to plain SGD at this stage for the same
-    reason: Adam's state from pre-training is not kept). Without ``pretrain`` both branches
+    MovieLens 100K training set, see ``benchmarks/tune_deep_ml100k.py``; He et al. switch to
+    plain SGD at this stage for the same reason: Adam's state from pre-training is not kept). Without ``pretrain`` both branches
     start from a small random initialisation and are trained jointly; then use about
     ``n_epochs=20, lr=1e-3``.
 
@@ -261,8 +260,7 @@ class NeuMF(_NCFBase):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if not isinstance(self.pretrain, (bool, np.bool_)):
-            raise TypeError(f"pretrain == {self.pretrain!r}, must be True or False")
+        check_bool("pretrain", self.pretrain)
         check_float("alpha", self.alpha, minimum=0.0, maximum=1.0)
         if self.pretrain_params is not None:
             if not isinstance(self.pretrain_params, dict):
