@@ -80,13 +80,7 @@ def to_torch_sparse(matrix: sp.spmatrix, device=None, layout: str = "csr") -> to
 
 
 class _SymmetricPropagation(torch.autograd.Function):
-    r"""``A @ X`` for a *symmetric* sparse ``A``, with the backward pass ``A @ G``.
-
-    The gradient of :math:`Y = AX` with respect to :math:`X` is :math:`A^\top G`, which equals
-    :math:`AG` when :math:`A = A^\top`. Autograd does not know the symmetry and transposes the
-    sparse matrix on every backward pass; using it makes the backward pass as cheap as the
-    forward one. (``A`` itself is a constant: it gets no gradient.)
-    """
+    """The autograd function behind :func:`propagate_symmetric`."""
 
     @staticmethod
     def forward(ctx, A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
@@ -101,9 +95,10 @@ class _SymmetricPropagation(torch.autograd.Function):
 def propagate_symmetric(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     r"""``A @ X`` for a symmetric sparse ``A`` (such as :math:`\tilde A`), differentiable in ``X``.
 
-    Its backward pass is ``A @ G`` (the gradient :math:`A^\top G` with :math:`A^\top = A`), one
-    more sparse product, instead of autograd's transpose of ``A`` on every call. Passing a
-    matrix that is not symmetric gives wrong gradients.
+    Its backward pass is ``A @ G``: the gradient of :math:`Y = AX` is :math:`A^\top G`, which is
+    :math:`AG` when :math:`A = A^\top`. That is one more sparse product, instead of the transpose
+    of ``A`` that autograd, not knowing the symmetry, builds on every call. ``A`` is a constant
+    and gets no gradient. Passing a matrix that is not symmetric gives wrong gradients.
     """
     return _SymmetricPropagation.apply(A, X)
 
