@@ -22,7 +22,7 @@ try:
     import keras
     import tensorflow  # noqa: F401
 except ImportError as err:  # pragma: no cover - depends on the environment
-    raise ImportError("reclib.keras needs TensorFlow and Keras 3: pip install 'reclib[tf]'") from err
+    raise ImportError("reclib.keras needs TensorFlow and Keras 3: pip install 'reclib-book[tf]'") from err
 
 if keras.backend.backend() != "tensorflow":  # pragma: no cover - depends on the environment
     raise ImportError(f"reclib.keras needs the TensorFlow backend of Keras, but KERAS_BACKEND "

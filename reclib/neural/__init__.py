@@ -8,7 +8,7 @@ losses (:mod:`reclib.neural.losses`) and samplers (:mod:`reclib.neural.samplers`
 try:
     import torch  # noqa: F401
 except ImportError as err:  # pragma: no cover - depends on the environment
-    raise ImportError("reclib.neural needs PyTorch: pip install 'reclib[torch]'") from err
+    raise ImportError("reclib.neural needs PyTorch: pip install 'reclib-book[torch]'") from err
 
 from ._train import TrainConfig, TrainResult, resolve_device, seed_everything, train_module
 from .estimator import NeuralRecommender
