@@ -165,15 +165,34 @@ class ImplicitALS(Recommender):
         nu = self.reg_exponent
         reg_u = (self.reg * (n_items + np.asarray(C.sum(axis=1)).ravel()) ** nu).astype(np.float32)
         reg_i = (self.reg * (n_users + np.asarray(Ct.sum(axis=1)).ravel()) ** nu).astype(np.float32)
+        if self.solver == "cg":
+            chunks_u = _balanced_chunks(C.indptr, f)
+            chunks_i = _balanced_chunks(Ct.indptr, f)
+            terms_u, terms_i = np.empty(n_users), np.empty(n_items)
+            gram_y = _gram(Y)
         history = []
         for sweep in tqdm(range(self.n_epochs), desc=type(self).__name__, disable=not self.verbose):
-            for A, B, M, reg in ((X, Y, C, reg_u), (Y, X, Ct, reg_i)):
-                gram = (B.T @ B).astype(np.float32)          # Y^T Y, once per sweep
-                if self.solver == "exact":
+            if self.solver == "exact":
+                for A, B, M, reg in ((X, Y, C, reg_u), (Y, X, Ct, reg_i)):
+                    gram = (B.T @ B).astype(np.float32)          # Y^T Y, once per sweep
                     _solve_exact(M.indptr, M.indices, M.data, A, B, gram, reg)
-                else:
-                    _solve_cg(M.indptr, M.indices, M.data, A, B, gram, reg, self.cg_steps)
-            loss = ials_objective(C, X, Y, reg_u, reg_i)
+                loss = ials_objective(C, X, Y, reg_u, reg_i)
+            else:
+                # the fused kernel also returns each row's share of J (its regulariser and,
+                # for the items, the observed terms), and the two Gram matrices it needs are
+                # the final ones of the sweep, so J costs two traces on top of the solves
+                previous = numba.set_parallel_chunksize(1)    # chunks go to idle threads
+                try:
+                    _cg_sweep(C.indptr, C.indices, C.data, X, Y, gram_y, reg_u, self.cg_steps,
+                              chunks_u, False, terms_u)
+                    gram_x = _gram(X)
+                    _cg_sweep(Ct.indptr, Ct.indices, Ct.data, Y, X, gram_x, reg_i,
+                              self.cg_steps, chunks_i, True, terms_i)
+                finally:
+                    numba.set_parallel_chunksize(previous)
+                gram_y = _gram(Y)
+                loss = float(np.sum(gram_x.astype(np.float64) * gram_y)
+                             + terms_u.sum() + terms_i.sum())
             if not (np.isfinite(loss) and np.isfinite(X).all() and np.isfinite(Y).all()):
                 raise FloatingPointError(
                     f"{type(self).__name__} diverged at sweep {sweep + 1} (loss {loss}); "
@@ -292,3 +311,128 @@ def _lhs_times(v, start, stop, indices, extra, B, gram, reg_row, out):  # pragma
         w = extra[n] * _dot(b, v)
         for k in range(f):
             out[k] += w * b[k]
+
+
+def _gram(A: np.ndarray) -> np.ndarray:
+    """:math:`A^\top A` in float32 (one BLAS call)."""
+    return (A.T @ A).astype(np.float32)
+
+
+def _balanced_chunks(indptr: np.ndarray, n_factors: int) -> np.ndarray:
+    """Row boundaries of chunks with about equal CG work, :math:`\sum_r (f + 2 n_r)`.
+
+    A CG step on row ``r`` costs :math:`f^2` for the Gram product and :math:`2 f n_r` for its
+    entries. Popular items hold thousands of entries, so equal *row* counts would leave one
+    thread with most of the work; 64 chunks of equal cost per thread, handed out one at a
+    time, do not (and a busy core simply takes fewer of them).
+    """
+    n_rows = len(indptr) - 1
+    if n_rows == 0:
+        return np.zeros(1, dtype=np.int64)
+    cost = np.cumsum(n_factors + 2 * np.diff(indptr).astype(np.int64))
+    n_chunks = min(n_rows, 64 * numba.get_num_threads())
+    bounds = np.searchsorted(cost, np.linspace(0, cost[-1], n_chunks + 1)[1:-1], side="right")
+    return np.unique(np.r_[0, bounds, n_rows]).astype(np.int64)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def _cg_sweep(indptr, indices, extra, A, B, gram, reg, cg_steps, chunks, observed,
+              row_terms):  # pragma: no cover - jit
+    """:func:`_solve_cg` for every row, fused, in load-balanced chunks; also writes J's terms.
+
+    The same ``cg_steps`` warm-started CG steps as :func:`_solve_cg` (which the tests hold
+    it to), with three changes that do not alter the arithmetic: the start residual
+    :math:`r = B^\top C_u p_u - (\text{lhs})\,a_u` takes one pass over the row's entries
+    instead of two; the scratch vectors are allocated once per chunk, not per row; and the
+    products :math:`s_n = b_n^\top a` are carried through the steps
+    (:math:`s_n \leftarrow s_n + \text{step}\; b_n^\top p`, with :math:`b_n^\top p`
+    already computed for :math:`\text{lhs}\, p`), so that at the end
+    ``row_terms[r]`` :math:`= \lambda_r \lVert a_r \rVert^2` plus, when ``observed``, the
+    row's observed terms :math:`\sum_n (c_n - 1) s_n^2 + c_n (1 - 2 s_n)` of
+    :func:`ials_objective` come at no extra pass.
+    """
+    f = A.shape[1]
+    for c in numba.prange(len(chunks) - 1):
+        lo, hi = chunks[c], chunks[c + 1]
+        longest = 0
+        for row in range(lo, hi):
+            longest = max(longest, indptr[row + 1] - indptr[row])
+        x = np.empty(f, dtype=A.dtype)
+        r = np.empty(f, dtype=A.dtype)
+        p = np.empty(f, dtype=A.dtype)
+        Ap = np.empty(f, dtype=A.dtype)
+        s = np.empty(longest)                   # b_n . x, float64
+        q = np.empty(longest)                   # b_n . p of the current step
+        for row in range(lo, hi):
+            start, stop = indptr[row], indptr[row + 1]
+            reg_row = reg[row]
+            for k in range(f):
+                x[k] = A[row, k]
+            _gram_times(gram, reg_row, x, r)
+            for k in range(f):
+                r[k] = -r[k]
+            for n in range(start, stop):
+                b = B[indices[n]]
+                d = _dot(b, x)
+                s[n - start] = d
+                w = (extra[n] + 1.0) - extra[n] * d
+                for k in range(f):
+                    r[k] += w * b[k]
+            for k in range(f):
+                p[k] = r[k]
+            rs_old = _dot(r, r)
+            for _ in range(cg_steps):
+                if rs_old < 1e-20:
+                    break
+                _gram_times(gram, reg_row, p, Ap)
+                for n in range(start, stop):
+                    b = B[indices[n]]
+                    d = _dot(b, p)
+                    q[n - start] = d
+                    w = extra[n] * d
+                    for k in range(f):
+                        Ap[k] += w * b[k]
+                step = rs_old / _dot(p, Ap)
+                for k in range(f):
+                    x[k] += step * p[k]
+                    r[k] -= step * Ap[k]
+                for n in range(stop - start):
+                    s[n] += step * q[n]
+                rs_new = _dot(r, r)
+                for k in range(f):
+                    p[k] = r[k] + (rs_new / rs_old) * p[k]
+                rs_old = rs_new
+            norm = 0.0
+            for k in range(f):
+                A[row, k] = x[k]
+                norm += np.float64(x[k]) * x[k]
+            term = reg_row * norm
+            if observed:
+                for n in range(start, stop):
+                    e = np.float64(extra[n])
+                    term += e * s[n - start] ** 2 + (e + 1.0) * (1.0 - 2.0 * s[n - start])
+            row_terms[row] = term
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _gram_times(gram, reg_row, v, out):  # pragma: no cover - jit
+    """``out = (gram + reg_row I) v`` for a symmetric ``gram``, four columns at a time.
+
+    Summed as columns (``out += v_m gram[m]``) rather than as dot products of rows: the
+    inner loop then has no reduction, and SIMD lanes run over ``k`` without shuffles.
+    """
+    f = v.shape[0]
+    for k in range(f):
+        out[k] = reg_row * v[k]
+    m = 0
+    while m + 4 <= f:
+        v0, v1, v2, v3 = v[m], v[m + 1], v[m + 2], v[m + 3]
+        g0, g1, g2, g3 = gram[m], gram[m + 1], gram[m + 2], gram[m + 3]
+        for k in range(f):
+            out[k] += g0[k] * v0 + g1[k] * v1 + g2[k] * v2 + g3[k] * v3
+        m += 4
+    while m < f:
+        vm = v[m]
+        for k in range(f):
+            out[k] += gram[m, k] * vm
+        m += 1

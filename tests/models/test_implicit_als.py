@@ -7,7 +7,8 @@ import scipy.sparse as sp
 
 import reclib
 from reclib.models import ImplicitALS
-from reclib.models.implicit_als import _solve_cg, _solve_exact, ials_objective
+from reclib.models.implicit_als import (_balanced_chunks, _cg_sweep, _gram, _solve_cg,
+                                        _solve_exact, ials_objective)
 
 
 def random_problem(n_users=12, n_items=9, f=4, density=0.35, seed=0):
@@ -157,3 +158,59 @@ def test_implicit_library_fed_our_confidence_reaches_the_same_objective():
 
     assert peer_objective(given) == pytest.approx(j_ours, rel=1e-3)
     assert peer_objective(C) > j_ours * (1 + 2e-3)      # fed c - 1 instead, it fits another J
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("steps", [1, 3])
+def test_fused_cg_sweep_matches_the_plain_cg_kernel_and_the_objective(dtype, steps):
+    """The fast kernel the model runs is the plain CG kernel row for row, and the terms it
+    returns add up, with the Gram trace, to ials_objective."""
+    C, X, Y, reg = random_problem(n_users=30, n_items=11, f=5, density=0.4, seed=4)
+    X, Y, reg = X.astype(dtype), Y.astype(dtype), reg.astype(dtype)
+    C.data = C.data.astype(dtype)
+    reg_i = np.linspace(0.2, 0.9, Y.shape[0]).astype(dtype)
+    Ct = C.T.tocsr()
+    Ct.sort_indices()
+    tol = dict(rtol=1e-9, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-4, atol=1e-5)
+    plain_x, fast_x = X.copy(), X.copy()
+    _solve_cg(C.indptr, C.indices, C.data, plain_x, Y, Y.T @ Y, reg, steps)
+    terms_u = np.full(C.shape[0], np.nan)
+    _cg_sweep(C.indptr, C.indices, C.data, fast_x, Y, Y.T @ Y, reg, steps,
+              _balanced_chunks(C.indptr, 5), False, terms_u)
+    np.testing.assert_allclose(fast_x, plain_x, **tol)
+    plain_y, fast_y = Y.copy(), Y.copy()
+    gram_x = fast_x.T @ fast_x
+    _solve_cg(Ct.indptr, Ct.indices, Ct.data, plain_y, fast_x, gram_x, reg_i, steps)
+    terms_i = np.full(Ct.shape[0], np.nan)
+    _cg_sweep(Ct.indptr, Ct.indices, Ct.data, fast_y, fast_x, gram_x, reg_i, steps,
+              _balanced_chunks(Ct.indptr, 5), True, terms_i)
+    np.testing.assert_allclose(fast_y, plain_y, **tol)
+    fused = np.sum(gram_x * (fast_y.T @ fast_y)) + terms_u.sum() + terms_i.sum()
+    rel = 1e-9 if dtype == np.float64 else 1e-4
+    assert fused == pytest.approx(ials_objective(C, fast_x, fast_y, reg, reg_i), rel=rel)
+
+
+@pytest.mark.parametrize("n_rows", [0, 1, 7, 5000])
+def test_balanced_chunks_cover_every_row_once_with_similar_work(n_rows):
+    rng = np.random.default_rng(n_rows)
+    lengths = rng.zipf(1.5, n_rows).clip(max=10_000)
+    indptr = np.r_[0, np.cumsum(lengths)]
+    chunks = _balanced_chunks(indptr, 16)
+    assert chunks[0] == 0 and chunks[-1] == n_rows
+    assert np.all(np.diff(chunks) > 0) or n_rows == 0
+    if n_rows == 5000:
+        cost = np.add.reduceat(16 + 2 * lengths, chunks[:-1])
+        longest_row = 16 + 2 * lengths.max()
+        assert cost.max() <= max(2.5 * cost.mean(), longest_row + cost.mean())
+
+
+def test_cg_fit_loss_history_is_the_objective_of_its_factors(planted):
+    model = ImplicitALS(n_factors=5, n_epochs=2, reg=0.05, reg_exponent=0.5,
+                        random_state=0).fit(planted)
+    C = model.confidence_matrix(planted.to_csr(binary=False))
+    n_users, n_items = C.shape
+    reg_u = 0.05 * (n_items + np.asarray(C.sum(axis=1)).ravel()) ** 0.5
+    reg_i = 0.05 * (n_users + np.asarray(C.sum(axis=0)).ravel()) ** 0.5
+    assert model.loss_history_[-1] == pytest.approx(
+        ials_objective(C, model.user_factors_, model.item_factors_, reg_u, reg_i), rel=1e-4)
+    assert _gram(model.item_factors_).dtype == np.float32

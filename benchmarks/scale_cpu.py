@@ -1,0 +1,295 @@
+"""CPU solvers at scale: reclib beside implicit (ALS, BPR) and Surprise (SVD) from 100k to 5M.
+
+Usage: ``python benchmarks/scale_cpu.py [--sizes 100k,1M,5M] [--quick] [--repeats 3]``
+
+Data: :func:`reclib.datasets.synthetic_interactions` with ``n_users = N / 20``,
+``n_items = N / 50``, Zipf item popularity (``alpha=1``) and Zipf user activity
+(``user_alpha=0.5``), seed 0. The rating models get star ratings ``1..5`` drawn uniformly with
+a fixed seed (the SGD cost does not depend on their values). Every library fits the same
+pairs with equal settings:
+
+* ALS: 64 factors, 15 sweeps, 3 CG steps per row, :math:`\\alpha = 10`, a plain
+  (unscaled) :math:`\\lambda = 0.1`; implicit is handed :math:`C` as reclib builds it.
+* BPR: 64 factors, 30 epochs, learning rate 0.01, :math:`\\lambda = 0.01`, item bias on.
+* BiasedMF / Surprise ``SVD``: 100 factors, 20 epochs, learning rate 0.005,
+  :math:`\\lambda = \\lambda_b = 0.02`, initial standard deviation 0.1.
+
+Each fit runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its own:
+the subprocess loads the pairs from a ``.npy`` file, builds its library's input (reclib's
+``Interactions``, a CSR matrix for implicit, a ``Trainset`` for Surprise), warms the library
+up on a tiny problem (so numba's cache load is not timed), then times ``fit``. Fit seconds are
+the median of ``--repeats`` runs up to 1M and a single run above. Threads: OpenBLAS is pinned
+to one thread for both libraries, as implicit asks; implicit and reclib's numba kernels use
+every core; Surprise is single-threaded.
+
+Writes ``benchmarks/results/scale_cpu.json`` and ``.md`` (``--quick``: ``*_quick.*``, sizes
+20k and 100k, one run each). Not part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads OpenBLAS
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+SIZES = {"20k": 20_000, "100k": 100_000, "1M": 1_000_000, "5M": 5_000_000}
+ALS = dict(factors=64, iterations=15, cg_steps=3, alpha=10.0, reg=0.1)
+BPR = dict(factors=64, epochs=30, lr=0.01, reg=0.01)
+SVD = dict(factors=100, epochs=20, lr=0.005, reg=0.02, init_std=0.1)
+#: (task, library, label) in the order of the table; the first library of a task is reclib.
+ROWS = [("als", "reclib", "reclib ImplicitALS (cg)"), ("als", "implicit", "implicit ALS (cg)"),
+        ("bpr", "reclib", "reclib BPR"), ("bpr", "implicit", "implicit BPR"),
+        ("mf", "reclib", "reclib BiasedMF (sgd)"), ("mf", "surprise", "Surprise SVD")]
+
+
+def make_data(n: int, path: Path) -> dict:
+    from reclib.datasets.synthetic import synthetic_interactions
+
+    df = synthetic_interactions(n // 20, n // 50, n, alpha=1.0, seed=0, user_alpha=0.5)
+    ratings = np.random.default_rng(1).integers(1, 6, size=n).astype(np.float32)
+    np.save(path, np.stack([df.user_id.to_numpy(), df.item_id.to_numpy(),
+                            ratings.view(np.int32)]))
+    return {"n_interactions": n, "n_users": n // 20, "n_items": n // 50,
+            "users_seen": int(df.user_id.nunique()), "items_seen": int(df.item_id.nunique())}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
+
+
+# ---------------------------------------------------------------- one fit, in a subprocess
+def _reclib_fit(task, users, items, ratings, n_users, n_items, tiny):
+    import numba
+    import pandas as pd
+
+    from reclib import Interactions
+    from reclib.models import BPR as ReclibBPR
+    from reclib.models import BiasedMF, ImplicitALS
+
+    def build(u, i, r):
+        df = pd.DataFrame({"user_id": u, "item_id": i, "rating": r})
+        return Interactions.from_dataframe(df)
+
+    def model():
+        if task == "als":
+            return ImplicitALS(n_factors=ALS["factors"], n_epochs=ALS["iterations"],
+                               cg_steps=ALS["cg_steps"], alpha=ALS["alpha"], reg=ALS["reg"],
+                               reg_exponent=0.0, random_state=0)
+        if task == "bpr":
+            return ReclibBPR(n_factors=BPR["factors"], n_epochs=BPR["epochs"], lr=BPR["lr"],
+                             reg=BPR["reg"], random_state=0)
+        return BiasedMF(n_factors=SVD["factors"], n_epochs=SVD["epochs"], lr=SVD["lr"],
+                        reg=SVD["reg"], reg_bias=SVD["reg"], init_std=SVD["init_std"],
+                        random_state=0)
+
+    warm = model()
+    warm.n_epochs = 1
+    warm.fit(build(*tiny))
+    data = build(users, items, ratings)
+    del users, items, ratings
+    return model(), data, numba.get_num_threads()
+
+
+def _implicit_fit(task, users, items, ratings, n_users, n_items, tiny):
+    import scipy.sparse as sp
+    from implicit.cpu.als import AlternatingLeastSquares
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    def build(u, i, r):
+        X = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)),
+                          shape=(int(u.max()) + 1, int(i.max()) + 1))
+        X.sort_indices()
+        if task == "als":   # reclib's C: c = 1 + alpha for every interaction
+            X.data[:] = 1.0 + ALS["alpha"]
+        return X
+
+    def model():
+        if task == "als":
+            m = AlternatingLeastSquares(factors=ALS["factors"], iterations=ALS["iterations"],
+                                        regularization=ALS["reg"], alpha=1.0, use_cg=True,
+                                        random_state=0, num_threads=0)
+            m.cg_steps = ALS["cg_steps"]
+            return m
+        return BayesianPersonalizedRanking(factors=BPR["factors"], iterations=BPR["epochs"],
+                                           learning_rate=BPR["lr"], regularization=BPR["reg"],
+                                           random_state=0, num_threads=0)
+
+    class Fit:  # implicit's fit has its own signature
+        def __init__(self, m):
+            self.m = m
+
+        def fit(self, X):
+            self.m.fit(X, show_progress=False)
+
+    Fit(model()).fit(build(*tiny))
+    data = build(users, items, ratings)
+    return Fit(model()), data, os.cpu_count()
+
+
+def _surprise_fit(task, users, items, ratings, n_users, n_items, tiny):
+    import pandas as pd
+    from surprise import SVD as SurpriseSVD
+    from surprise import Dataset, Reader
+
+    def build(u, i, r):
+        df = pd.DataFrame({"u": u, "i": i, "r": r})
+        return Dataset.load_from_df(df, Reader(rating_scale=(1, 5))).build_full_trainset()
+
+    def model():
+        return SurpriseSVD(n_factors=SVD["factors"], n_epochs=SVD["epochs"], lr_all=SVD["lr"],
+                           reg_all=SVD["reg"], init_std_dev=SVD["init_std"], random_state=0)
+
+    model().fit(build(*tiny))
+    data = build(users, items, ratings)
+    return model(), data, 1
+
+
+def worker(task: str, library: str, path: str) -> None:
+    arr = np.load(path)
+    users, items, ratings = arr[0], arr[1], arr[2].view(np.float32)
+    del arr
+    n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
+    rng = np.random.default_rng(3)
+    tiny = (rng.integers(0, 50, 2000).astype(np.int32), rng.integers(0, 40, 2000).astype(np.int32),
+            rng.integers(1, 6, 2000).astype(np.float32))
+    keep = np.unique(tiny[0].astype(np.int64) * 40 + tiny[1], return_index=True)[1]
+    tiny = tuple(t[keep] for t in tiny)
+    build = {"reclib": _reclib_fit, "implicit": _implicit_fit, "surprise": _surprise_fit}[library]
+    model, data, threads = build(task, users, items, ratings, n_users, n_items, tiny)
+    del users, items, ratings
+    rss_before = _rss_mb()
+    start = time.perf_counter()
+    model.fit(data)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"fit_s": seconds, "rss_before_fit_mb": rss_before,
+                      "peak_rss_mb": _rss_mb(), "threads": threads}))
+
+
+# ---------------------------------------------------------------- driver
+def run_one(task, library, path, timeout=3600) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", task, library, str(path)],
+                         capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{library} {task} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    import numba
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for name in ("numpy", "numba", "scipy", "implicit", "surprise"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            versions[name] = None
+    return {"cpu": model, "cores": os.cpu_count(), "system": platform.system(),
+            "python": platform.python_version(), "numba_threads": numba.get_num_threads(),
+            "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "versions": versions}
+
+
+def markdown(payload: dict) -> str:
+    m = payload["machine"]
+    lines = [
+        "# CPU solvers at scale: fit time and peak memory", "",
+        f"Command: `{payload['command']}`", "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['system']}, Python {m['python']}; "
+        f"numba threads {m['numba_threads']}, OpenBLAS threads {m['openblas_threads']}. "
+        f"Load average (1, 5, 15 min) before: {payload['load_before']}, after: "
+        f"{payload['load_after']} (the machine is shared, so the two libraries of a row are "
+        "measured back to back in the same run).", "",
+        f"Data: synthetic power-law pairs, n_users = N/20, n_items = N/50. Settings: ALS "
+        f"{ALS}; BPR {BPR}; SVD {SVD}.", "",
+        "| model | N | fit s | runs | threads | peak RSS MB | RSS before fit MB | "
+        "fit time / peer | peak RSS / peer |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in payload["rows"]:
+        ratio = "" if r["time_ratio"] is None else f"{r['time_ratio']:.2f}x"
+        mem = "" if r["rss_ratio"] is None else f"{r['rss_ratio']:.2f}x"
+        runs = ", ".join(f"{s:.2f}" for s in r["runs_s"])
+        lines.append(f"| {r['label']} | {r['size']} | {r['fit_s']:.2f} | {runs} | "
+                     f"{r['threads']} | {r['peak_rss_mb']:.0f} | {r['rss_before_fit_mb']:.0f} | "
+                     f"{ratio} | {mem} |")
+    lines += ["", "Fit s is the median of the runs listed; peak RSS is the subprocess's "
+              "high-water mark (data, library and fit), the largest over its runs. "
+              "Ratios are reclib over its peer in the row below it."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100k,1M,5M",
+                        help=f"comma-separated, from {sorted(SIZES)}")
+    parser.add_argument("--quick", action="store_true", help="sizes 20k,100k, one run each")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tasks", default="als,bpr,mf")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker(*args.worker)
+    sizes = ["20k", "100k"] if args.quick else args.sizes.split(",")
+    for s in sizes:
+        if s not in SIZES:
+            raise SystemExit(f"--sizes: unknown size {s!r}; choose from {sorted(SIZES)}")
+    tasks = args.tasks.split(",")
+    repeats = 1 if args.quick else args.repeats
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _results import write_results
+
+    payload = {"command": "python " + " ".join([Path(__file__).name] + (argv or sys.argv[1:])),
+               "machine": machine(), "load_before": [round(x, 2) for x in os.getloadavg()],
+               "settings": {"als": ALS, "bpr": BPR, "mf": SVD}, "data": {}, "rows": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            n = SIZES[size]
+            path = Path(tmp) / f"{size}.npy"
+            payload["data"][size] = make_data(n, path)
+            runs_here = repeats if n <= 1_000_000 else 1
+            for task in tasks:
+                pair = [row for row in ROWS if row[0] == task]
+                results = {lib: [] for _, lib, _ in pair}
+                for _ in range(runs_here):          # interleave the two libraries
+                    for _, lib, _ in pair:
+                        results[lib].append(run_one(task, lib, path))
+                        print(size, task, lib, results[lib][-1], flush=True)
+                base = {}
+                for _, lib, label in pair:
+                    rs = results[lib]
+                    row = {"task": task, "library": lib, "label": label, "size": size,
+                           "n_interactions": n, "runs_s": [r["fit_s"] for r in rs],
+                           "fit_s": statistics.median(r["fit_s"] for r in rs),
+                           "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+                           "rss_before_fit_mb": max(r["rss_before_fit_mb"] for r in rs),
+                           "threads": rs[0]["threads"], "time_ratio": None, "rss_ratio": None}
+                    base[lib] = row
+                    payload["rows"].append(row)
+                mine, peer = base["reclib"], base[pair[1][1]]
+                mine["time_ratio"] = mine["fit_s"] / peer["fit_s"]
+                mine["rss_ratio"] = mine["peak_rss_mb"] / peer["peak_rss_mb"]
+    payload["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    write_results("scale_cpu", payload, markdown(payload), args.quick)
+
+
+if __name__ == "__main__":
+    main()
