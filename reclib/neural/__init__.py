@@ -16,8 +16,10 @@ from .autorec import AutoRec
 from .fm import FM, DeepFM
 from .lightgcn import LightGCN
 from .ncf import GMF, MLP, NeuMF
+from .sasrec import SASRec, SequentialRecommender
+from .gru4rec import GRU4Rec
 from .two_tower import TwoTower
 
 __all__ = ["NeuralRecommender", "TrainConfig", "TrainResult", "train_module", "resolve_device",
            "seed_everything", "GMF", "MLP", "NeuMF", "AutoRec", "LightGCN",
-           "FM", "DeepFM", "TwoTower"]
+           "FM", "DeepFM", "TwoTower", "SequentialRecommender", "SASRec", "GRU4Rec"]
