@@ -171,3 +171,92 @@ def als_rows(indptr, indices, targets, design, reg_diag):  # pragma: no cover - 
                 A[c, a] = A[a, c]
         W[r] = np.linalg.solve(A, b)
     return W
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _mf_steps(users, items, ratings, order, mean, user_bias, item_bias, P, Q, lr, reg,
+              reg_bias, biased):  # pragma: no cover - jit
+    """The loop of :func:`mf_epoch` over ``order``, compiled with SIMD-friendly sums."""
+    n_factors = P.shape[1]
+    for n in order:
+        u, i = users[n], items[n]
+        dot = 0.0
+        for f in range(n_factors):
+            dot += P[u, f] * Q[i, f]
+        if biased:
+            e = ratings[n] - (mean + user_bias[u] + item_bias[i] + dot)
+            user_bias[u] += lr * (e - reg_bias * user_bias[u])
+            item_bias[i] += lr * (e - reg_bias * item_bias[i])
+        else:
+            e = ratings[n] - dot
+        for f in range(n_factors):
+            p, q = P[u, f], Q[i, f]
+            P[u, f] = p + lr * (e * q - reg * p)
+            Q[i, f] = q + lr * (e * p - reg * q)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def mf_epoch_strata(users, items, ratings, order, block_starts, n_strata, schedule, mean,
+                    user_bias, item_bias, P, Q, lr, reg, reg_bias, biased):  # pragma: no cover
+    r"""One SGD pass in strata (Gemulla et al., 2011): the same steps as :func:`mf_epoch`.
+
+    Users and items are cut into ``S = n_strata`` groups; block ``a * S + b`` holds the
+    ratings of user group ``a`` and item group ``b``, at
+    ``order[block_starts[a * S + b]:block_starts[a * S + b + 1]]`` (in the order to visit).
+    For each ``s`` in ``schedule`` the ``S`` blocks ``(a, (a + s) mod S)`` share no user and no
+    item, so they run on different threads without a lock and give exactly the numbers of
+    running them one after another: the result is that of :func:`mf_epoch` on the
+    concatenated order, whatever the number of threads. Each thread also works on
+    :math:`1/S` of ``P`` and of ``Q``, which stays in cache far longer than all of them.
+    """
+    S = n_strata
+    for s in schedule:
+        for a in numba.prange(S):
+            blk = a * S + (a + s) % S
+            _mf_steps(users, items, ratings, order[block_starts[blk]:block_starts[blk + 1]],
+                      mean, user_bias, item_bias, P, Q, lr, reg, reg_bias, biased)
+
+
+@numba.njit(parallel=True, cache=True)
+def shuffle_blocks(order, block_starts, seeds):  # pragma: no cover - jit
+    """Shuffle each block ``order[block_starts[b]:block_starts[b + 1]]`` in place
+    (Fisher-Yates), block ``b`` from its own seed, so the result does not depend on which
+    thread takes which block."""
+    for b in numba.prange(len(block_starts) - 1):
+        np.random.seed(seeds[b])
+        start = block_starts[b]
+        for k in range(block_starts[b + 1] - start - 1, 0, -1):
+            j = np.random.randint(0, k + 1)
+            t = order[start + k]
+            order[start + k] = order[start + j]
+            order[start + j] = t
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def mf_loss_chunked(users, items, ratings, mean, user_bias, item_bias, P, Q, reg, reg_bias,
+                    biased):  # pragma: no cover - jit
+    """:func:`mf_loss` on all cores: 64 fixed chunks summed in order, so the value does not
+    depend on the number of threads."""
+    n_chunks = 64
+    n = len(users)
+    parts = np.zeros(n_chunks)
+    n_factors = P.shape[1]
+    for c in numba.prange(n_chunks):
+        total = 0.0
+        for m in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            u, i = users[m], items[m]
+            dot, norms = 0.0, 0.0
+            for f in range(n_factors):
+                dot += P[u, f] * Q[i, f]
+                norms += P[u, f] * P[u, f] + Q[i, f] * Q[i, f]
+            if biased:
+                e = ratings[m] - (mean + user_bias[u] + item_bias[i] + dot)
+                total += reg_bias * (user_bias[u] ** 2 + item_bias[i] ** 2)
+            else:
+                e = ratings[m] - dot
+            total += e * e + reg * norms
+        parts[c] = total
+    total = 0.0
+    for c in range(n_chunks):
+        total += parts[c]
+    return 0.5 * total

@@ -21,7 +21,11 @@ import scipy.sparse as sp
 from .._validation import check_choice
 from ..interactions import Interactions
 from ._factor_base import FactorModel
-from ._sgd_kernels import als_rows, mf_epoch, mf_loss
+from ._sgd_kernels import als_rows, mf_epoch_strata, mf_loss_chunked, shuffle_blocks
+
+#: Groups of users (and of items) for the stratified SGD pass; fixed, so that the result
+#: does not depend on the number of threads.
+_N_STRATA = 4
 
 
 class FunkSVD(FactorModel):
@@ -90,7 +94,10 @@ class FunkSVD(FactorModel):
 
     def _fit(self, data: Interactions) -> None:
         self.mean_ = float(data.ratings.mean())
-        self._run_epochs(data)
+        try:
+            self._run_epochs(data)
+        finally:
+            self.__dict__.pop("_strata", None)
 
     def _init_state(self, data, rng) -> None:
         k = self.n_factors
@@ -98,25 +105,52 @@ class FunkSVD(FactorModel):
         self.item_factors_ = rng.normal(0.0, self.init_std, (data.n_items, k))
         self.user_bias_ = np.zeros(data.n_users) if self._biased else None
         self.item_bias_ = np.zeros(data.n_items) if self._biased else None
+        if hasattr(self, "lr") and getattr(self, "solver", "sgd") == "sgd":
+            self._strata = sgd_strata(data.users, data.items, data.n_users, data.n_items,
+                                      _N_STRATA, rng)
 
     def _epoch(self, data, rng) -> None:
-        order = rng.permutation(data.n_interactions)
+        order, block_starts = self._strata
+        shuffle_blocks(order, block_starts, rng.integers(0, 2**31 - 1, len(block_starts) - 1))
         dummy = np.zeros(1)
-        mf_epoch(data.users, data.items, data.ratings, order,
-                 self.mean_ if self._biased else 0.0,
-                 self.user_bias_ if self._biased else dummy,
-                 self.item_bias_ if self._biased else dummy,
-                 self.user_factors_, self.item_factors_, self.lr, self.reg,
-                 getattr(self, "reg_bias", 0.0), self._biased)
+        mf_epoch_strata(data.users, data.items, data.ratings, order, block_starts, _N_STRATA,
+                        rng.permutation(_N_STRATA), self.mean_ if self._biased else 0.0,
+                        self.user_bias_ if self._biased else dummy,
+                        self.item_bias_ if self._biased else dummy,
+                        self.user_factors_, self.item_factors_, self.lr, self.reg,
+                        getattr(self, "reg_bias", 0.0), self._biased)
 
     def _loss(self, data) -> float:
         dummy = np.zeros(1)
-        return mf_loss(data.users, data.items, data.ratings,
-                       self.mean_ if self._biased else 0.0,
-                       self.user_bias_ if self._biased else dummy,
-                       self.item_bias_ if self._biased else dummy,
-                       self.user_factors_, self.item_factors_, self.reg,
-                       getattr(self, "reg_bias", 0.0), self._biased)
+        return mf_loss_chunked(data.users, data.items, data.ratings,
+                               self.mean_ if self._biased else 0.0,
+                               self.user_bias_ if self._biased else dummy,
+                               self.item_bias_ if self._biased else dummy,
+                               self.user_factors_, self.item_factors_, self.reg,
+                               getattr(self, "reg_bias", 0.0), self._biased)
+
+
+def sgd_strata(users, items, n_users, n_items, n_strata, rng):
+    r"""Blocks of ratings for :func:`~reclib.models._sgd_kernels.mf_epoch_strata`.
+
+    Users, in a random order, are cut into ``n_strata`` groups of about equal rating counts,
+    and so are items; rating ``n`` falls in block ``g_u * n_strata + g_i``. Returns
+    ``(order, block_starts)``: the rating indices sorted by block and each block's start.
+    Every epoch shuffles each block and draws the order of the strata, so every rating is
+    still visited once per epoch in a random order; only ratings of blocks that share neither
+    users nor items are interleaved across threads.
+    """
+    perm_u, perm_i = rng.permutation(n_users), rng.permutation(n_items)
+    g_u = np.empty(n_users, dtype=np.int64)
+    g_i = np.empty(n_items, dtype=np.int64)
+    for perm, ids, g in ((perm_u, users, g_u), (perm_i, items, g_i)):
+        counts = np.bincount(ids, minlength=len(perm))[perm]
+        before = np.cumsum(counts) - counts
+        g[perm] = np.minimum(before * n_strata // max(len(ids), 1), n_strata - 1)
+    block = g_u[users] * n_strata + g_i[items]
+    order = np.argsort(block, kind="stable")
+    block_starts = np.r_[0, np.cumsum(np.bincount(block, minlength=n_strata ** 2))]
+    return order.astype(np.int64), block_starts.astype(np.int64)
 
 
 class BiasedMF(FunkSVD):

@@ -314,12 +314,12 @@ def _lhs_times(v, start, stop, indices, extra, B, gram, reg_row, out):  # pragma
 
 
 def _gram(A: np.ndarray) -> np.ndarray:
-    """:math:`A^\top A` in float32 (one BLAS call)."""
+    r""":math:`A^\top A` in float32 (one BLAS call)."""
     return (A.T @ A).astype(np.float32)
 
 
 def _balanced_chunks(indptr: np.ndarray, n_factors: int) -> np.ndarray:
-    """Row boundaries of chunks with about equal CG work, :math:`\sum_r (f + 2 n_r)`.
+    r"""Row boundaries of chunks with about equal CG work, :math:`\sum_r (f + 2 n_r)`.
 
     A CG step on row ``r`` costs :math:`f^2` for the Gram product and :math:`2 f n_r` for its
     entries. Popular items hold thousands of entries, so equal *row* counts would leave one
@@ -338,7 +338,7 @@ def _balanced_chunks(indptr: np.ndarray, n_factors: int) -> np.ndarray:
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def _cg_sweep(indptr, indices, extra, A, B, gram, reg, cg_steps, chunks, observed,
               row_terms):  # pragma: no cover - jit
-    """:func:`_solve_cg` for every row, fused, in load-balanced chunks; also writes J's terms.
+    r""":func:`_solve_cg` for every row, fused, in load-balanced chunks; also writes J's terms.
 
     The same ``cg_steps`` warm-started CG steps as :func:`_solve_cg` (which the tests hold
     it to), with three changes that do not alter the arithmetic: the start residual

@@ -204,3 +204,79 @@ def test_compiled_als_rows_match_the_numpy_reference():
     slow = als_solve_rows(indptr, indices, targets, design, reg_diag)
     np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-12)
     assert not fast[counts == 0].any()
+
+
+def strata_problem(seed=0, n_users=60, n_items=45, k=4, n=900):
+    users, items, ratings, params = tiny_problem(seed, n_users, n_items, k, n)
+    from reclib.models.factorization import sgd_strata
+
+    order, starts = sgd_strata(users, items, n_users, n_items, 4, np.random.default_rng(seed))
+    return users, items, ratings, params, order, starts
+
+
+def test_strata_are_a_permutation_whose_concurrent_blocks_share_no_user_or_item():
+    users, items, _, _, order, starts = strata_problem()
+    np.testing.assert_array_equal(np.sort(order), np.arange(len(users)))
+    S = 4
+    for s in range(S):
+        blocks = [order[starts[a * S + (a + s) % S]:starts[a * S + (a + s) % S + 1]]
+                  for a in range(S)]
+        for a in range(S):
+            for b in range(a + 1, S):
+                assert not set(users[blocks[a]]) & set(users[blocks[b]])
+                assert not set(items[blocks[a]]) & set(items[blocks[b]])
+    sizes = np.diff(starts)
+    assert sizes.sum() == len(users) and sizes.max() < 3 * sizes.mean()
+
+
+@pytest.mark.parametrize("biased", [True, False])
+def test_stratified_epoch_is_the_reference_epoch_on_the_concatenated_order(biased):
+    """Whatever the threads do, the parallel pass gives the numbers of mf_epoch run on the
+    blocks one after another in schedule order."""
+    from reclib.models._sgd_kernels import mf_epoch_strata
+
+    users, items, ratings, params, order, starts = strata_problem(seed=2)
+    S, schedule = 4, np.array([2, 0, 3, 1])
+    serial = np.concatenate([order[starts[a * S + (a + s) % S]:starts[a * S + (a + s) % S + 1]]
+                             for s in schedule for a in range(S)])
+    args = [params["mean"] if biased else 0.0]
+    ref = [params[k].copy() for k in ("user_bias", "item_bias", "P", "Q")]
+    fast = [params[k].copy() for k in ("user_bias", "item_bias", "P", "Q")]
+    mf_epoch(users, items, ratings, serial, *args, *ref, 0.01, 0.3, 0.2, biased)
+    mf_epoch_strata(users, items, ratings, order, starts, S, schedule, *args, *fast, 0.01, 0.3,
+                    0.2, biased)
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert not np.allclose(ref[2], params["P"])                      # it did move
+
+
+def test_block_shuffle_permutes_within_blocks_from_the_seeds():
+    from reclib.models._sgd_kernels import shuffle_blocks
+
+    users, _, _, _, order, starts = strata_problem(seed=3)
+    a, b = order.copy(), order.copy()
+    seeds = np.arange(len(starts) - 1)
+    shuffle_blocks(a, starts, seeds)
+    shuffle_blocks(b, starts, seeds)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, order)
+    for lo, hi in zip(starts[:-1], starts[1:]):
+        np.testing.assert_array_equal(np.sort(a[lo:hi]), np.sort(order[lo:hi]))
+
+
+@pytest.mark.parametrize("biased", [True, False])
+def test_chunked_loss_equals_numpy_objective(biased):
+    from reclib.models._sgd_kernels import mf_loss_chunked
+
+    users, items, ratings, params = tiny_problem(seed=4, n=30)
+    if not biased:
+        params.update(mean=0.0, user_bias=np.zeros(1), item_bias=np.zeros(1))
+    fast = mf_loss_chunked(users, items, ratings, *params.values(), biased)
+    if not biased:
+        params.update(user_bias=None, item_bias=None)
+    assert fast == pytest.approx(mf_objective(users, items, ratings, **params), rel=1e-12)
+
+
+def test_sgd_scratch_is_not_kept_on_the_model(planted):
+    model = BiasedMF(n_factors=3, n_epochs=2, random_state=0).fit(planted)
+    assert not hasattr(model, "_strata")
