@@ -209,7 +209,8 @@ def benchmark_table(name: str, part: str = "main") -> pd.DataFrame:
     build = {"rating_ml100k": _rating_table, "ranking_ml100k": _ranking_table,
              "deep_ml100k": _deep_table, "tune_deep_ml100k": _tune_table}[name]
     table = build(data, part)
-    table.attrs.update({"benchmark": name, "machine": data.get("machine", "unknown"),
+    table.attrs.update({"benchmark": name, "part": part,
+                        "machine": data.get("machine", "unknown"),
                         "quick": bool(data.get("quick", False))})
     return table
 
@@ -217,14 +218,26 @@ def benchmark_table(name: str, part: str = "main") -> pd.DataFrame:
 def show_table(table: pd.DataFrame, digits: int = 4, caption: str | None = None):
     """``table`` rounded to ``digits`` for display (a pandas Styler, rendered as HTML).
 
-    The caption defaults to the machine the benchmark ran on, from ``table.attrs``.
+    The caption defaults to the machine the benchmark ran on, from ``table.attrs``. A table
+    from :func:`benchmark_table` gets the stable HTML id ``T_<name>_<part>``, which the
+    book's rendering checks look for.
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"table must be a DataFrame, got {type(table).__name__}")
     if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
         raise ValueError(f"digits must be an int >= 0, got {digits!r}")
-    if caption is None and "machine" in table.attrs:
+    if caption is None and table.attrs.get("part") == "published":
+        caption = "Published, not re-run here"
+    elif caption is None and "machine" in table.attrs:
         caption = f"Measured on {table.attrs['machine']}" + (
             " (quick run)" if table.attrs.get("quick") else "")
-    styler = table.style.format(precision=digits, na_rep="")
+    # Compact cells, so that a ten-column benchmark fits the book's text column.
+    styler = table.style.format(precision=digits, na_rep="").set_table_styles([
+        {"selector": "", "props": "font-size: 0.8em; border-collapse: collapse;"},
+        {"selector": "th, td", "props": "padding: 0.2em 0.6em;"},
+        {"selector": "td", "props": "text-align: right; white-space: nowrap;"},
+        {"selector": "caption", "props": "caption-side: top; text-align: left;"},
+    ])
+    if "benchmark" in table.attrs:
+        styler = styler.set_uuid(f"{table.attrs['benchmark']}_{table.attrs.get('part', 'main')}")
     return styler.set_caption(caption) if caption else styler
