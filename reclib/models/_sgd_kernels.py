@@ -232,31 +232,53 @@ def shuffle_blocks(order, block_starts, seeds):  # pragma: no cover - jit
             order[start + j] = t
 
 
+@numba.njit(cache=True, fastmath=True)
+def _penalty_part(A, bias, counts, reg, reg_bias, biased, lo, hi):  # pragma: no cover - jit
+    total = 0.0
+    for r in range(lo, hi):
+        norm = 0.0
+        for f in range(A.shape[1]):
+            norm += A[r, f] * A[r, f]
+        total += counts[r] * reg * norm
+        if biased:
+            total += counts[r] * reg_bias * bias[r] ** 2
+    return total
+
+
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def mf_loss_chunked(users, items, ratings, mean, user_bias, item_bias, P, Q, reg, reg_bias,
-                    biased):  # pragma: no cover - jit
-    """:func:`mf_loss` on all cores: 64 fixed chunks summed in order, so the value does not
-    depend on the number of threads."""
+                    biased, user_counts, item_counts):  # pragma: no cover - jit
+    r""":func:`mf_loss` on all cores, from 64 fixed chunks summed in order (so the value does
+    not depend on the number of threads).
+
+    The penalty is gathered per row rather than per rating,
+    :math:`\sum_u n_u (\lambda \lVert p_u \rVert^2 + \lambda_b b_u^2)` and likewise for
+    items (``user_counts`` :math:`= n_u`, ``item_counts`` :math:`= n_i`), which leaves one dot
+    product per rating.
+    """
     n_chunks = 64
     n = len(users)
-    parts = np.zeros(n_chunks)
+    parts = np.zeros(3 * n_chunks)
     n_factors = P.shape[1]
     for c in numba.prange(n_chunks):
         total = 0.0
         for m in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             u, i = users[m], items[m]
-            dot, norms = 0.0, 0.0
+            dot = 0.0
             for f in range(n_factors):
                 dot += P[u, f] * Q[i, f]
-                norms += P[u, f] * P[u, f] + Q[i, f] * Q[i, f]
             if biased:
                 e = ratings[m] - (mean + user_bias[u] + item_bias[i] + dot)
-                total += reg_bias * (user_bias[u] ** 2 + item_bias[i] ** 2)
             else:
                 e = ratings[m] - dot
-            total += e * e + reg * norms
+            total += e * e
         parts[c] = total
+        parts[n_chunks + c] = _penalty_part(P, user_bias, user_counts, reg, reg_bias, biased,
+                                            c * len(P) // n_chunks, (c + 1) * len(P) // n_chunks)
+        parts[2 * n_chunks + c] = _penalty_part(Q, item_bias, item_counts, reg, reg_bias, biased,
+                                                c * len(Q) // n_chunks,
+                                                (c + 1) * len(Q) // n_chunks)
     total = 0.0
-    for c in range(n_chunks):
+    for c in range(3 * n_chunks):
         total += parts[c]
     return 0.5 * total

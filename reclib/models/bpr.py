@@ -107,8 +107,16 @@ class BPR(Recommender):
         for epoch in tqdm(range(self.n_epochs), desc=type(self).__name__,
                           disable=not self.verbose):
             seed = int(rng.integers(2**31 - 1))
-            loss = _bpr_epoch(X.indptr, X.indices, users, P, Q, bias, self.lr, self.reg,
-                              bool(self.item_bias), seed)
+            if n_items >= _N_STRATA * _MIN_GROUP:
+                plan_rng = np.random.default_rng(seed)
+                plan = _strata_plan(X.indptr, X.indices, users, n_items, _N_STRATA, plan_rng)
+                loss = _bpr_epoch_strata(X.indptr, X.indices, users, P, Q, bias, self.lr,
+                                         self.reg, bool(self.item_bias), *plan, _N_STRATA,
+                                         plan_rng.permutation(_N_STRATA),
+                                         plan_rng.integers(0, 2**31 - 1, _N_STRATA ** 2))
+            else:
+                loss = _bpr_epoch_batched(X.indptr, X.indices, users, P, Q, bias, self.lr,
+                                          self.reg, bool(self.item_bias), seed)
             if not (np.isfinite(loss) and np.isfinite(P).all() and np.isfinite(Q).all()):
                 raise FloatingPointError(f"BPR diverged at epoch {epoch + 1}; lower lr "
                                          f"(now {self.lr})")
@@ -157,6 +165,8 @@ def bpr_step(p_u, q_i, q_j, bias, i, j, lr, reg, use_bias):  # pragma: no cover 
 
 @numba.njit(cache=True, error_model="numpy")
 def _bpr_epoch(indptr, indices, users, P, Q, bias, lr, reg, use_bias, seed):  # pragma: no cover
+    """The plain epoch: draw a triple, step, repeat. :func:`_bpr_epoch_batched` is the one
+    the model runs; the tests hold it to this."""
     np.random.seed(seed)
     n_items = Q.shape[0]
     n = len(indices)
@@ -175,3 +185,141 @@ def _bpr_epoch(indptr, indices, users, P, Q, bias, lr, reg, use_bias, seed):  # 
                 break
         total += bpr_step(P[u], Q[i], Q[j], bias, i, j, lr, reg, use_bias)
     return total / n
+
+
+@numba.njit(cache=True, inline="always")
+def _contains(indices, start, stop, j):  # pragma: no cover - jit
+    """Whether the sorted ``indices[start:stop]`` holds ``j`` (binary search, no slice)."""
+    lo, hi = start, stop
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if indices[mid] < j:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < stop and indices[lo] == j
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _bpr_epoch_batched(indptr, indices, users, P, Q, bias, lr, reg, use_bias, seed,
+                       batch=256):  # pragma: no cover - jit
+    """:func:`_bpr_epoch` with the same draws in the same order and the same steps.
+
+    The triples are drawn ``batch`` at a time before their steps are taken. The draws do not
+    depend on the parameters, so this changes no number; it lets the processor overlap the
+    cache misses of many independent look-ups (the sampled rating, the user's item list, the
+    binary search for the negative) instead of waiting for each in turn, and the rows a step
+    needs are known ahead of it.
+    """
+    np.random.seed(seed)
+    n_items = Q.shape[0]
+    n = len(indices)
+    us = np.empty(batch, dtype=np.int64)
+    is_ = np.empty(batch, dtype=np.int64)
+    js = np.empty(batch, dtype=np.int64)
+    total = 0.0
+    done = 0
+    while done < n:
+        size = min(batch, n - done)
+        m = 0
+        for _ in range(size):
+            idx = np.random.randint(n)
+            u = users[idx]
+            start, stop = indptr[u], indptr[u + 1]
+            if stop - start >= n_items:
+                continue
+            while True:
+                j = np.random.randint(n_items)
+                if not _contains(indices, start, stop, j):
+                    break
+            us[m], is_[m], js[m] = u, indices[idx], j
+            m += 1
+        for t in range(m):
+            u, i, j = us[t], is_[t], js[t]
+            total += bpr_step(P[u], Q[i], Q[j], bias, i, j, lr, reg, use_bias)
+        done += size
+    return total / n
+
+
+#: Groups of users and of items for the stratified parallel epoch (fixed, so the result does
+#: not depend on the number of threads); catalogues under ``_MIN_GROUP * _N_STRATA`` items
+#: run as one stratum.
+_N_STRATA = 4
+_MIN_GROUP = 64
+
+
+def _strata_plan(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, n_items: int,
+                 n_strata: int, rng: np.random.Generator):
+    """One epoch's random groups: users cut by equal rating counts, items by equal sizes.
+
+    Returns ``(order, block_starts, item_members, member_starts)``: the ratings sorted by
+    block ``g_u * S + g_i`` with each block's start, and the items of each group.
+    """
+    n_users = len(indptr) - 1
+    perm_u = rng.permutation(n_users)
+    counts = np.diff(indptr)[perm_u]
+    g_u = np.empty(n_users, dtype=np.int64)
+    g_u[perm_u] = np.minimum((np.cumsum(counts) - counts) * n_strata // max(len(users), 1),
+                             n_strata - 1)
+    item_members = rng.permutation(n_items).astype(np.int64)
+    g_i = np.empty(n_items, dtype=np.int64)
+    g_i[item_members] = np.arange(n_items) * n_strata // n_items
+    member_starts = (np.arange(n_strata + 1) * n_items + n_strata - 1) // n_strata
+    block = g_u[users] * n_strata + g_i[indices]
+    order = np.argsort(block, kind="stable").astype(np.int64)
+    block_starts = np.r_[0, np.cumsum(np.bincount(block, minlength=n_strata ** 2))]
+    return order, block_starts.astype(np.int64), item_members, member_starts.astype(np.int64)
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def _bpr_epoch_strata(indptr, indices, users, P, Q, bias, lr, reg, use_bias, order,
+                      block_starts, item_members, member_starts, n_strata, schedule,
+                      seeds):  # pragma: no cover - jit
+    r"""An epoch in strata: the blocks of a stratum share no user and no item, so they run on
+    separate threads without locks, and the numbers do not depend on the thread count.
+
+    Block :math:`(a, b)` (users of group :math:`a`, items of group :math:`b`) takes as many
+    steps as it holds ratings; each step draws one of its ratings :math:`(u, i)` uniformly and
+    a negative :math:`j` uniformly from item group :math:`b` outside :math:`u`'s items. Over
+    the :math:`S` strata every rating is drawn once per epoch in expectation, as in
+    :func:`_bpr_epoch`; and as the item groups are a fresh random partition into equal sizes
+    each epoch, :math:`j` given :math:`(u, i)` is again uniform over the items :math:`u` has
+    not interacted with. A user who holds every item of the group gets no step there.
+    """
+    S = n_strata
+    totals = np.zeros(S * S)
+    for s_idx in range(len(schedule)):
+        s = schedule[s_idx]
+        for a in numba.prange(S):
+            b = (a + s) % S
+            blk = a * S + b
+            np.random.seed(seeds[blk])
+            lo, size = block_starts[blk], block_starts[blk + 1] - block_starts[blk]
+            g_lo, g_size = member_starts[b], member_starts[b + 1] - member_starts[b]
+            total = 0.0
+            for _ in range(size):
+                idx = order[lo + np.random.randint(size)]
+                u = users[idx]
+                i = indices[idx]
+                start, stop = indptr[u], indptr[u + 1]
+                tries = 0
+                while True:
+                    j = item_members[g_lo + np.random.randint(g_size)]
+                    if not _contains(indices, start, stop, j):
+                        break
+                    tries += 1
+                    if tries == 32:                    # is the group all positives?
+                        held = 0
+                        for m in range(g_lo, g_lo + g_size):
+                            if _contains(indices, start, stop, item_members[m]):
+                                held += 1
+                        if held == g_size:
+                            j = -1
+                            break
+                if j >= 0:
+                    total += bpr_step(P[u], Q[i], Q[j], bias, i, j, lr, reg, use_bias)
+            totals[blk] = total
+    grand = 0.0
+    for blk in range(S * S):
+        grand += totals[blk]
+    return grand / len(indices)

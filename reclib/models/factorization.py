@@ -127,7 +127,9 @@ class FunkSVD(FactorModel):
                                self.user_bias_ if self._biased else dummy,
                                self.item_bias_ if self._biased else dummy,
                                self.user_factors_, self.item_factors_, self.reg,
-                               getattr(self, "reg_bias", 0.0), self._biased)
+                               getattr(self, "reg_bias", 0.0), self._biased,
+                               np.bincount(data.users, minlength=data.n_users),
+                               np.bincount(data.items, minlength=data.n_items))
 
 
 def sgd_strata(users, items, n_users, n_items, n_strata, rng):

@@ -271,7 +271,8 @@ def test_chunked_loss_equals_numpy_objective(biased):
     users, items, ratings, params = tiny_problem(seed=4, n=30)
     if not biased:
         params.update(mean=0.0, user_bias=np.zeros(1), item_bias=np.zeros(1))
-    fast = mf_loss_chunked(users, items, ratings, *params.values(), biased)
+    counts = np.bincount(users, minlength=7), np.bincount(items, minlength=5)
+    fast = mf_loss_chunked(users, items, ratings, *params.values(), biased, *counts)
     if not biased:
         params.update(user_bias=None, item_bias=None)
     assert fast == pytest.approx(mf_objective(users, items, ratings, **params), rel=1e-12)
