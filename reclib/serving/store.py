@@ -1,0 +1,292 @@
+r"""The model store: what a service needs from a fitted model, in one checked file.
+
+A served model is reduced to two matrices and a few tables. A user is scored against every
+item by an inner product,
+
+.. math::
+
+    s(u, i) = \langle x_u, y_i \rangle, \qquad x_u \in \mathbb{R}^d,\; y_i \in \mathbb{R}^d,
+
+so that an index over the rows :math:`y_i` answers a recommendation (see
+:mod:`reclib.serving.index`). Models whose score has this form are exported by
+:func:`export_model`:
+
+* :class:`~reclib.models.ImplicitALS`: :math:`x_u, y_i` are its factors; its confidence and
+  regularisation settings travel with them so that a user can be folded in online
+  (:mod:`reclib.serving.foldin`).
+* :class:`~reclib.models.BPR`: the item bias joins the inner product,
+  :math:`x_u = (p_u, 1)`, :math:`y_i = (q_i, b_i)`.
+* :class:`~reclib.neural.TwoTower`: the towers' unit vectors (the temperature only rescales
+  the scores, it does not change the order). Its user tower reads the user's id and
+  features, not the history, so new events cannot move its vectors; they are still logged.
+
+Models that are not factorised (EASE's item-item matrix, the neighbourhood models) have no
+user vector to index; :func:`export_model` refuses them with an error that says so.
+
+File format (version 1)
+-----------------------
+One uncompressed ``.npz`` file, read with ``allow_pickle=False``. It holds the arrays
+``user_ids``, ``item_ids``, ``user_vectors`` (n_users, d, float32), ``item_vectors``
+(n_items, d, float32), ``seen_indptr``, ``seen_indices``, ``seen_data`` (the training
+interactions as CSR, users x items), ``popularity`` (n_items,) and optionally
+``item_titles``; and ``__header__``, a JSON string::
+
+    {"format": "reclib-serving-store", "version": 1, "model": "reclib.models...",
+     "foldin": {...} or null, "arrays": {name: {"dtype": ..., "shape": [...],
+     "sha256": ...}}}
+
+Loading checks the format name and version, that every array the header lists is there with
+its dtype, shape and SHA-256 checksum and that no other array is, and that the shapes agree
+with each other. Any failure raises :class:`StoreError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+FORMAT_NAME = "reclib-serving-store"
+FORMAT_VERSION = 1
+_REQUIRED = ("user_ids", "item_ids", "user_vectors", "item_vectors", "seen_indptr",
+             "seen_indices", "seen_data", "popularity")
+_FOLDIN_KEYS = {"reg", "alpha", "confidence", "epsilon", "binary", "reg_exponent"}
+
+
+class StoreError(ValueError):
+    """A store or model file that cannot be served: corrupt, truncated, mismatched, unsupported."""
+
+
+@dataclass
+class ModelStore:
+    """User and item vectors with their id tables, ready to index.
+
+    Attributes
+    ----------
+    user_ids, item_ids : ndarray
+        Raw ids in index order.
+    user_vectors : ndarray of shape (n_users, d), float32
+    item_vectors : ndarray of shape (n_items, d), float32
+    seen : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Training interactions (their stored values are the model's :math:`r_{ui}`).
+    popularity : ndarray of shape (n_items,)
+        Training interaction counts: the list an unknown user gets.
+    foldin : dict or None
+        iALS settings (``reg, alpha, confidence, epsilon, binary, reg_exponent``) when users
+        can be folded in, else None.
+    model : str
+        The class the vectors came from.
+    item_titles : ndarray of str, optional
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    user_vectors: np.ndarray
+    item_vectors: np.ndarray
+    seen: sp.csr_matrix
+    popularity: np.ndarray
+    foldin: dict | None = None
+    model: str = "arrays"
+    item_titles: np.ndarray | None = None
+    source: str = field(default="<memory>", compare=False)
+
+    def __post_init__(self):
+        self.user_vectors = np.ascontiguousarray(self.user_vectors, dtype=np.float32)
+        self.item_vectors = np.ascontiguousarray(self.item_vectors, dtype=np.float32)
+        self.seen = sp.csr_matrix(self.seen)
+        self.popularity = np.asarray(self.popularity, dtype=np.float64)
+        self.user_ids = np.asarray(self.user_ids)
+        self.item_ids = np.asarray(self.item_ids)
+        if self.foldin is not None:
+            missing = _FOLDIN_KEYS - set(self.foldin)
+            if missing:
+                raise StoreError(f"{self.source}: fold-in settings lack {sorted(missing)}")
+        _check_shapes(self)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def dim(self) -> int:
+        return self.item_vectors.shape[1]
+
+    def save(self, path) -> Path:
+        """Write the store as described in the module docstring; returns the path."""
+        path = Path(path)
+        arrays = {"user_ids": _plain(self.user_ids), "item_ids": _plain(self.item_ids),
+                  "user_vectors": self.user_vectors, "item_vectors": self.item_vectors,
+                  "seen_indptr": self.seen.indptr.astype(np.int64),
+                  "seen_indices": self.seen.indices.astype(np.int64),
+                  "seen_data": self.seen.data.astype(np.float64),
+                  "popularity": self.popularity}
+        if self.item_titles is not None:
+            arrays["item_titles"] = np.asarray(self.item_titles).astype(str)
+        header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "model": self.model,
+                  "foldin": self.foldin,
+                  "arrays": {name: {"dtype": a.dtype.str, "shape": list(a.shape),
+                                    "sha256": _digest(a)} for name, a in arrays.items()}}
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, __header__=np.array(json.dumps(header)), **arrays)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "ModelStore":
+        """Read and check a store file (see the module docstring); never unpickles."""
+        path = Path(path)
+        arrays, header = _read_npz(path, "__header__")
+        if header.get("format") != FORMAT_NAME:
+            raise StoreError(f"{path}: not a serving store (format {header.get('format')!r})")
+        if header.get("version") != FORMAT_VERSION:
+            raise StoreError(f"{path}: store version {header.get('version')!r}, this reclib "
+                             f"reads version {FORMAT_VERSION}")
+        listed = header.get("arrays", {})
+        missing = [n for n in _REQUIRED if n not in listed]
+        if missing:
+            raise StoreError(f"{path}: header lists no {missing}")
+        if set(arrays) != set(listed):
+            raise StoreError(f"{path}: arrays {sorted(set(arrays) ^ set(listed))} are in the "
+                             f"file or the header but not both")
+        for name, spec in listed.items():
+            a = arrays[name]
+            if a.dtype.str != spec["dtype"] or list(a.shape) != list(spec["shape"]):
+                raise StoreError(f"{path}: array {name} is {a.dtype.str} {list(a.shape)}, the "
+                                 f"header says {spec['dtype']} {spec['shape']}")
+            if _digest(a) != spec["sha256"]:
+                raise StoreError(f"{path}: array {name} fails its SHA-256 checksum (the file "
+                                 f"is corrupt)")
+        n_users, n_items = len(arrays["user_ids"]), len(arrays["item_ids"])
+        try:
+            seen = sp.csr_matrix((arrays["seen_data"], arrays["seen_indices"],
+                                  arrays["seen_indptr"]), shape=(n_users, n_items))
+        except ValueError as err:
+            raise StoreError(f"{path}: the seen-item matrix is inconsistent: {err}") from None
+        return cls(arrays["user_ids"], arrays["item_ids"], arrays["user_vectors"],
+                   arrays["item_vectors"], seen, arrays["popularity"], header.get("foldin"),
+                   header.get("model", "arrays"), arrays.get("item_titles"), source=str(path))
+
+
+def export_model(model, item_titles=None) -> ModelStore:
+    """A :class:`ModelStore` from a fitted recommender (see the module docstring for which).
+
+    Parameters
+    ----------
+    model : Recommender
+        A fitted ImplicitALS, BPR or TwoTower.
+    item_titles : mapping or pandas.Series, optional
+        Raw item id -> title, shown by the web page; items without one get ``""``.
+    """
+    name = f"{type(model).__module__}.{type(model).__qualname__}"
+    if not hasattr(model, "user_ids_"):
+        raise StoreError(f"{type(model).__name__} is not fitted; fit it before exporting")
+    seen = sp.csr_matrix(model.seen_)
+    attrs = vars(model)
+    foldin = None
+    if type(model).__name__ == "ImplicitALS" and "user_factors_" in attrs:
+        users, items = model.user_factors_, model.item_factors_
+        foldin = {key: getattr(model, key) for key in sorted(_FOLDIN_KEYS)}
+    elif "item_bias_" in attrs and "user_factors_" in attrs:            # BPR
+        users = np.hstack([model.user_factors_, np.ones((len(model.user_ids_), 1))])
+        items = np.hstack([model.item_factors_, np.asarray(model.item_bias_)[:, None]])
+    elif "user_vectors_" in attrs and "item_vectors_" in attrs:        # two-tower models
+        users, items = model.user_vectors_, model.item_vectors_
+    else:
+        raise StoreError(
+            f"{type(model).__name__} cannot be served by reclib.serving: its scores are not an "
+            f"inner product of one user vector and one item vector (EASE and the neighbourhood "
+            f"models score through an item-item matrix), so there is nothing to index; serve "
+            f"it offline with model.recommend, or export ImplicitALS, BPR or TwoTower")
+    popularity = np.bincount(seen.indices, minlength=seen.shape[1]).astype(np.float64)
+    titles = None
+    if item_titles is not None:
+        lookup = dict(item_titles)
+        titles = np.array([str(lookup.get(i, "")) for i in model.item_ids_.tolist()])
+    return ModelStore(model.user_ids_, model.item_ids_, users, items, seen, popularity,
+                      foldin, name, titles)
+
+
+def load_any(path, item_titles=None) -> ModelStore:
+    """A store from ``path``: a store file, or a model file written by ``Recommender.save``."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no such file")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise StoreError(f"{path}: not a readable .npz file ({err}); it may be truncated") from None
+    if "__header__.npy" in names:
+        return ModelStore.load(path)
+    from ..models.base import Recommender
+    try:
+        model = Recommender.load(path)
+    except Exception as err:                       # any failure is the file's: name it
+        raise StoreError(f"{path}: cannot read the model file: {type(err).__name__}: "
+                         f"{err}") from None
+    store = export_model(model, item_titles)
+    store.source = str(path)
+    return store
+
+
+def _read_npz(path: Path, header_key: str) -> tuple[dict, dict]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except Exception as err:                       # zip, CRC, dtype and pickle errors alike
+        raise StoreError(f"{path}: cannot read the file ({type(err).__name__}: {err}); it may "
+                         f"be truncated or corrupt") from None
+    if header_key not in arrays:
+        raise StoreError(f"{path}: has no {header_key} entry")
+    try:
+        header = json.loads(str(arrays.pop(header_key)))
+    except json.JSONDecodeError as err:
+        raise StoreError(f"{path}: its header is not valid JSON ({err})") from None
+    return arrays, header
+
+
+def _check_shapes(store: ModelStore) -> None:
+    where = store.source
+    n_users, n_items = len(store.user_ids), len(store.item_ids)
+    if store.user_vectors.ndim != 2 or store.user_vectors.shape[0] != n_users:
+        raise StoreError(f"{where}: user_vectors has shape {store.user_vectors.shape}, expected "
+                         f"({n_users}, d)")
+    if store.item_vectors.ndim != 2 or store.item_vectors.shape[0] != n_items:
+        raise StoreError(f"{where}: item_vectors has shape {store.item_vectors.shape}, expected "
+                         f"({n_items}, d)")
+    if store.user_vectors.shape[1] != store.item_vectors.shape[1]:
+        raise StoreError(f"{where}: user vectors have {store.user_vectors.shape[1]} dimensions, "
+                         f"item vectors {store.item_vectors.shape[1]}")
+    if store.seen.shape != (n_users, n_items):
+        raise StoreError(f"{where}: seen matrix has shape {store.seen.shape}, expected "
+                         f"{(n_users, n_items)}")
+    if store.popularity.shape != (n_items,):
+        raise StoreError(f"{where}: popularity has shape {store.popularity.shape}, expected "
+                         f"({n_items},)")
+    if store.item_titles is not None and len(store.item_titles) != n_items:
+        raise StoreError(f"{where}: {len(store.item_titles)} item titles for {n_items} items")
+    for name in ("user_vectors", "item_vectors"):
+        if not np.isfinite(getattr(store, name)).all():
+            raise StoreError(f"{where}: {name} holds NaN or infinite values")
+    for name, ids in (("user_ids", store.user_ids), ("item_ids", store.item_ids)):
+        if len(np.unique(ids.astype(str))) != len(ids):
+            raise StoreError(f"{where}: {name} has duplicates (ids are compared as text)")
+
+
+def _plain(ids: np.ndarray) -> np.ndarray:
+    ids = np.asarray(ids)
+    return ids.astype(str) if ids.dtype == object else ids
+
+
+def _digest(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
