@@ -216,7 +216,7 @@ def markdown(payload: dict) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['system']}, Python {m['python']}; "
         f"numba threads {m['numba_threads']}, OpenBLAS threads {m['openblas_threads']}. "
         f"Load average (1, 5, 15 min) before: {payload['load_before']}, after: "
-        f"{payload['load_after']} (the machine is shared, so the two libraries of a row are "
+        f"{payload['load_after']}{'' if payload.get('complete') else ' (run cut short)'} (the machine is shared, so the two libraries of a row are "
         "measured back to back in the same run).", "",
         f"Data: synthetic power-law pairs, n_users = N/20, n_items = N/50. Settings: ALS "
         f"{ALS}; BPR {BPR}; SVD {SVD}.", "",
@@ -224,7 +224,10 @@ def markdown(payload: dict) -> str:
         "fit time / peer | peak RSS / peer |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in payload["rows"]:
+    order = {t: k for k, t in enumerate(("als", "bpr", "mf"))}
+    rows = sorted(payload["rows"], key=lambda r: (order[r["task"]], r["n_interactions"],
+                                                  r["library"] != "reclib"))
+    for r in rows:
         ratio = "" if r["time_ratio"] is None else f"{r['time_ratio']:.2f}x"
         mem = "" if r["rss_ratio"] is None else f"{r['rss_ratio']:.2f}x"
         runs = ", ".join(f"{s:.2f}" for s in r["runs_s"])
@@ -260,35 +263,42 @@ def main(argv=None) -> None:
     payload = {"command": "python " + " ".join([Path(__file__).name] + (argv or sys.argv[1:])),
                "machine": machine(), "load_before": [round(x, 2) for x in os.getloadavg()],
                "settings": {"als": ALS, "bpr": BPR, "mf": SVD}, "data": {}, "rows": []}
+    # ALS first at every size, then the 1M rows of the SGD models, then their 5M rows: the
+    # results are written after every (task, size), so a run cut short keeps what it measured
+    plan = ([("als", s) for s in sizes] + [(t, s) for t in ("mf", "bpr") for s in sizes
+                                            if SIZES[s] <= 1_000_000]
+            + [(t, s) for t in ("mf", "bpr") for s in sizes if SIZES[s] > 1_000_000])
+    plan = [(t, s) for t, s in plan if t in tasks]
     with tempfile.TemporaryDirectory() as tmp:
-        for size in sizes:
+        for task, size in plan:
             n = SIZES[size]
             path = Path(tmp) / f"{size}.npy"
-            payload["data"][size] = make_data(n, path)
+            if size not in payload["data"]:
+                payload["data"][size] = make_data(n, path)
             runs_here = repeats if n <= 1_000_000 else 1
-            for task in tasks:
-                pair = [row for row in ROWS if row[0] == task]
-                results = {lib: [] for _, lib, _ in pair}
-                for _ in range(runs_here):          # interleave the two libraries
-                    for _, lib, _ in pair:
-                        results[lib].append(run_one(task, lib, path))
-                        print(size, task, lib, results[lib][-1], flush=True)
-                base = {}
-                for _, lib, label in pair:
-                    rs = results[lib]
-                    row = {"task": task, "library": lib, "label": label, "size": size,
-                           "n_interactions": n, "runs_s": [r["fit_s"] for r in rs],
-                           "fit_s": statistics.median(r["fit_s"] for r in rs),
-                           "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
-                           "rss_before_fit_mb": max(r["rss_before_fit_mb"] for r in rs),
-                           "threads": rs[0]["threads"], "time_ratio": None, "rss_ratio": None}
-                    base[lib] = row
-                    payload["rows"].append(row)
-                mine, peer = base["reclib"], base[pair[1][1]]
-                mine["time_ratio"] = mine["fit_s"] / peer["fit_s"]
-                mine["rss_ratio"] = mine["peak_rss_mb"] / peer["peak_rss_mb"]
-    payload["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    write_results("scale_cpu", payload, markdown(payload), args.quick)
+            pair = [row for row in ROWS if row[0] == task]
+            results = {lib: [] for _, lib, _ in pair}
+            for _ in range(runs_here):          # interleave the two libraries
+                for _, lib, _ in pair:
+                    results[lib].append(run_one(task, lib, path))
+                    print(size, task, lib, results[lib][-1], flush=True)
+            base = {}
+            for _, lib, label in pair:
+                rs = results[lib]
+                row = {"task": task, "library": lib, "label": label, "size": size,
+                       "n_interactions": n, "runs_s": [r["fit_s"] for r in rs],
+                       "fit_s": statistics.median(r["fit_s"] for r in rs),
+                       "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+                       "rss_before_fit_mb": max(r["rss_before_fit_mb"] for r in rs),
+                       "threads": rs[0]["threads"], "time_ratio": None, "rss_ratio": None}
+                base[lib] = row
+                payload["rows"].append(row)
+            mine, peer = base["reclib"], base[pair[1][1]]
+            mine["time_ratio"] = mine["fit_s"] / peer["fit_s"]
+            mine["rss_ratio"] = mine["peak_rss_mb"] / peer["peak_rss_mb"]
+            payload["load_after"] = [round(x, 2) for x in os.getloadavg()]
+            payload["complete"] = (task, size) == plan[-1]
+            write_results("scale_cpu", payload, markdown(payload), args.quick)
 
 
 if __name__ == "__main__":

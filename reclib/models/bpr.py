@@ -110,10 +110,14 @@ class BPR(Recommender):
             if n_items >= _N_STRATA * _MIN_GROUP:
                 plan_rng = np.random.default_rng(seed)
                 plan = _strata_plan(X.indptr, X.indices, users, n_items, _N_STRATA, plan_rng)
-                loss = _bpr_epoch_strata(X.indptr, X.indices, users, P, Q, bias, self.lr,
-                                         self.reg, bool(self.item_bias), *plan, _N_STRATA,
-                                         plan_rng.permutation(_N_STRATA),
-                                         plan_rng.integers(0, 2**31 - 1, _N_STRATA ** 2))
+                previous = numba.set_parallel_chunksize(1)   # blocks to free threads
+                try:
+                    loss = _bpr_epoch_strata(X.indptr, X.indices, users, P, Q, bias, self.lr,
+                                             self.reg, bool(self.item_bias), *plan, _N_STRATA,
+                                             plan_rng.permutation(_N_STRATA),
+                                             plan_rng.integers(0, 2**31 - 1, _N_STRATA ** 2))
+                finally:
+                    numba.set_parallel_chunksize(previous)
             else:
                 loss = _bpr_epoch_batched(X.indptr, X.indices, users, P, Q, bias, self.lr,
                                           self.reg, bool(self.item_bias), seed)

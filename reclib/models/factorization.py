@@ -15,6 +15,7 @@ the Netflix Prize", AAIM 2008 (ALS with weighted-lambda regularisation).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -113,12 +114,17 @@ class FunkSVD(FactorModel):
         order, block_starts = self._strata
         shuffle_blocks(order, block_starts, rng.integers(0, 2**31 - 1, len(block_starts) - 1))
         dummy = np.zeros(1)
-        mf_epoch_strata(data.users, data.items, data.ratings, order, block_starts, _N_STRATA,
-                        rng.permutation(_N_STRATA), self.mean_ if self._biased else 0.0,
-                        self.user_bias_ if self._biased else dummy,
-                        self.item_bias_ if self._biased else dummy,
-                        self.user_factors_, self.item_factors_, self.lr, self.reg,
-                        getattr(self, "reg_bias", 0.0), self._biased)
+        previous = numba.set_parallel_chunksize(1)     # a block to whichever thread is free
+        try:
+            mf_epoch_strata(data.users, data.items, data.ratings, order, block_starts,
+                            _N_STRATA, rng.permutation(_N_STRATA),
+                            self.mean_ if self._biased else 0.0,
+                            self.user_bias_ if self._biased else dummy,
+                            self.item_bias_ if self._biased else dummy,
+                            self.user_factors_, self.item_factors_, self.lr, self.reg,
+                            getattr(self, "reg_bias", 0.0), self._biased)
+        finally:
+            numba.set_parallel_chunksize(previous)
 
     def _loss(self, data) -> float:
         dummy = np.zeros(1)
