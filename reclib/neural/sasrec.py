@@ -198,6 +198,8 @@ class SequentialRecommender(NeuralRecommender):
         User ``u``'s sequence is ``sequence_items_[sequence_indptr_[u]:sequence_indptr_[u+1]]``.
     """
 
+    _abstract = True
+
     def _validate_params(self) -> None:
         # not the base class's checks: its loss names are for sampled (user, item) pairs
         self.train_config().validate()
@@ -307,6 +309,10 @@ class SequentialRecommender(NeuralRecommender):
     def _module_block(self, module: nn.Module, users: np.ndarray) -> torch.Tensor:
         """Scores of a block of users after their whole training history."""
         return self._sequence_block(module, [self._sequence(u) for u in np.asarray(users)])
+
+    def fitted_module(self) -> nn.Module:
+        """The fitted network (float64, eval mode), e.g. to count or inspect its weights."""
+        return self._get_module()
 
     def _score_sequences(self, rows: list) -> np.ndarray:
         module = self._get_module()

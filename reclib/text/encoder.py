@@ -101,6 +101,10 @@ class SentenceEncoder:
                 self._model = st.SentenceTransformer(self.model, device=self.device)
         return self._model
 
+    def sentence_model(self):
+        """The sentence-transformers model itself, loaded on first use."""
+        return self._load()
+
     def _cache(self):
         if self.cache is False:
             return None
