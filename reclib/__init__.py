@@ -9,7 +9,7 @@ Large Models*.
 """
 
 from . import datasets, evaluation, models, notebook, split
+from ._version import __version__
 from .interactions import Interactions
 
-__version__ = "0.1.0"
 __all__ = ["Interactions", "datasets", "evaluation", "models", "notebook", "split", "__version__"]

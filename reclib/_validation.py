@@ -59,12 +59,15 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
-def check_random_state(seed) -> np.random.Generator:
-    """Turn ``None``, an int or a ``Generator`` into a ``numpy.random.Generator``."""
+def check_random_state(seed, name: str = "random_state") -> np.random.Generator:
+    """Turn ``None``, an int or a ``Generator`` into a ``numpy.random.Generator``.
+
+    ``name`` is the argument named in the error (``"seed"`` for the split functions).
+    """
     if seed is None or isinstance(seed, np.random.Generator):
         return np.random.default_rng(seed)
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
         if seed < 0:
-            raise ValueError(f"random_state == {seed}, must be >= 0")
+            raise ValueError(f"{name} == {seed}, must be >= 0")
         return np.random.default_rng(int(seed))
-    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {seed!r}")
+    raise TypeError(f"{name} must be None, an int or a numpy Generator, got {seed!r}")

@@ -1,7 +1,8 @@
 """The one data contract of reclib: a set of (user, item, rating, timestamp) interactions.
 
 Raw ids (whatever the data set uses: ints, strings) are mapped to contiguous indices
-``0 .. n_users - 1`` and ``0 .. n_items - 1`` here and nowhere else. A test set built with
+``0 .. n_users - 1`` and ``0 .. n_items - 1`` by one :class:`~reclib.core.IdMap` per side,
+which everything downstream (models, splits, evaluation, serving) shares. A test set built with
 ``reference=train`` shares the training maps, so index ``u`` means the same user in both; rows
 whose user or item the reference has never seen are kept, with index ``-1``, and counted.
 
@@ -20,7 +21,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._constants import ITEM_COL, RATING_COL, TIMESTAMP_COL, USER_COL
-from ._validation import check_choice
+from ._validation import check_bool, check_choice
+from .core.idmap import IdMap, id_kind
 
 _AUTO = "auto"
 
@@ -32,8 +34,11 @@ class Interactions:
 
     Attributes
     ----------
+    user_map, item_map : IdMap
+        The raw id <-> index maps.
     user_ids, item_ids : ndarray
-        Raw ids in index order: ``user_ids[u]`` is the raw id of user index ``u``.
+        Raw ids in index order: ``user_ids[u]`` is the raw id of user index ``u``
+        (``user_map.ids``).
     users, items : ndarray of int64, shape (n_interactions,)
         Index of each row's user and item; ``-1`` where the reference map does not know it.
     ratings : ndarray of float64, shape (n_interactions,)
@@ -52,8 +57,10 @@ class Interactions:
         self.items = np.asarray(items, dtype=np.int64)
         self.ratings = np.asarray(ratings, dtype=np.float64)
         self.timestamps = None if timestamps is None else np.asarray(timestamps)
-        self.user_ids = np.asarray(user_ids)
-        self.item_ids = np.asarray(item_ids)
+        self.user_map = user_ids if isinstance(user_ids, IdMap) else IdMap(user_ids, "user")
+        self.item_map = item_ids if isinstance(item_ids, IdMap) else IdMap(item_ids, "item")
+        self.user_ids = self.user_map.ids
+        self.item_ids = self.item_map.ids
         n = len(self.users)
         if not (len(self.items) == len(self.ratings) == n):
             raise ValueError(
@@ -66,8 +73,6 @@ class Interactions:
                                    if raw_unknown_users is None else np.asarray(raw_unknown_users))
         self._raw_unknown_items = (np.asarray([], dtype=self.item_ids.dtype)
                                    if raw_unknown_items is None else np.asarray(raw_unknown_items))
-        self._user_lookup = None
-        self._item_lookup = None
         self.user_features = _check_aligned("user_features", user_features, len(self.user_ids))
         self.item_features = _check_aligned("item_features", item_features, len(self.item_ids))
 
@@ -120,6 +125,8 @@ class Interactions:
             if n_null:
                 raise ValueError(f"column {col!r} has {n_null} missing id(s), "
                                  f"first at row {df.index[df[col].isna()][0]!r}")
+        for col, kind in ((user_col, "user"), (item_col, "item")):
+            id_kind(df[col].to_numpy(), f"{kind} ids (column {col!r})")
         if rating_col is None:
             ratings = np.ones(len(df))
         else:
@@ -140,25 +147,24 @@ class Interactions:
         timestamps = df["t"].to_numpy() if "t" in df else None
         raw_users, raw_items = df["u"].to_numpy(), df["i"].to_numpy()
         if reference is None:
-            users, user_ids = pd.factorize(raw_users, sort=True)
-            items, item_ids = pd.factorize(raw_items, sort=True)
-            user_ids, item_ids = np.asarray(user_ids), np.asarray(item_ids)
-            return cls(users, items, ratings, timestamps, user_ids, item_ids,
+            user_map, users = IdMap.from_values(raw_users, "user")
+            item_map, items = IdMap.from_values(raw_items, "item")
+            return cls(users, items, ratings, timestamps, user_map, item_map,
                        user_features=_align_features("user_features", user_features, user_col,
-                                                     user_ids),
+                                                     user_map.ids),
                        item_features=_align_features("item_features", item_features, item_col,
-                                                     item_ids))
+                                                     item_map.ids))
         if not isinstance(reference, Interactions):
             raise TypeError(f"reference must be an Interactions, got {type(reference).__name__}")
-        users = reference.user_index(raw_users, allow_unknown=True)
-        items = reference.item_index(raw_items, allow_unknown=True)
+        users = reference.user_map.index(raw_users, allow_unknown=True, argname=f"df[{user_col!r}]")
+        items = reference.item_map.index(raw_items, allow_unknown=True, argname=f"df[{item_col!r}]")
         user_features = (reference.user_features if user_features is None else
                          _align_features("user_features", user_features, user_col,
                                          reference.user_ids))
         item_features = (reference.item_features if item_features is None else
                          _align_features("item_features", item_features, item_col,
                                          reference.item_ids))
-        return cls(users, items, ratings, timestamps, reference.user_ids, reference.item_ids,
+        return cls(users, items, ratings, timestamps, reference.user_map, reference.item_map,
                    raw_unknown_users=raw_users[users < 0], raw_unknown_items=raw_items[items < 0],
                    user_features=user_features, item_features=item_features)
 
@@ -176,7 +182,7 @@ class Interactions:
             raise ValueError("matrix has no non-zero entries: there is nothing to learn from")
         n_users, n_items = coo.shape
         return cls(coo.row[keep], coo.col[keep], coo.data[keep], None,
-                   np.arange(n_users), np.arange(n_items))
+                   IdMap.range(n_users, "user"), IdMap.range(n_items, "item"))
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -229,20 +235,15 @@ class Interactions:
     # ------------------------------------------------------------------ id maps
     def user_index(self, raw_ids, allow_unknown: bool = False) -> np.ndarray:
         """Map raw user ids to indices; unknown ids raise unless ``allow_unknown`` (then ``-1``)."""
-        if self._user_lookup is None:
-            self._user_lookup = pd.Index(self.user_ids)
-        return _lookup(self._user_lookup, raw_ids, "user", allow_unknown)
+        return self.user_map.index(raw_ids, check_bool("allow_unknown", allow_unknown))
 
     def item_index(self, raw_ids, allow_unknown: bool = False) -> np.ndarray:
         """Map raw item ids to indices; unknown ids raise unless ``allow_unknown`` (then ``-1``)."""
-        if self._item_lookup is None:
-            self._item_lookup = pd.Index(self.item_ids)
-        return _lookup(self._item_lookup, raw_ids, "item", allow_unknown)
+        return self.item_map.index(raw_ids, check_bool("allow_unknown", allow_unknown))
 
     def shares_index_with(self, other: "Interactions") -> bool:
         """True when both objects map raw ids to the same indices."""
-        return (np.array_equal(self.user_ids, other.user_ids)
-                and np.array_equal(self.item_ids, other.item_ids))
+        return self.user_map.same_as(other.user_map) and self.item_map.same_as(other.item_map)
 
     # ------------------------------------------------------------------ views
     def subset(self, rows) -> "Interactions":
@@ -259,7 +260,7 @@ class Interactions:
         return Interactions(
             users, items, self.ratings[rows],
             None if self.timestamps is None else self.timestamps[rows],
-            self.user_ids, self.item_ids,
+            self.user_map, self.item_map,
             raw_unknown_users=unknown_users[rows][users < 0],
             raw_unknown_items=unknown_items[rows][items < 0],
             user_features=self.user_features, item_features=self.item_features)
@@ -275,7 +276,7 @@ class Interactions:
         A table left as ``None`` keeps the current one.
         """
         return Interactions(
-            self.users, self.items, self.ratings, self.timestamps, self.user_ids, self.item_ids,
+            self.users, self.items, self.ratings, self.timestamps, self.user_map, self.item_map,
             raw_unknown_users=self._raw_unknown_users, raw_unknown_items=self._raw_unknown_items,
             user_features=(self.user_features if user_features is None else
                            _align_features("user_features", user_features, USER_COL,
@@ -333,17 +334,10 @@ class Interactions:
         return out
 
 
-def _lookup(lookup: pd.Index, raw_ids, kind: str, allow_unknown: bool) -> np.ndarray:
-    raw_ids = np.atleast_1d(np.asarray(raw_ids))
-    if raw_ids.ndim != 1:
-        raise ValueError(f"{kind}_ids must be one-dimensional, got shape {raw_ids.shape}")
-    index = lookup.get_indexer(raw_ids).astype(np.int64)
-    if not allow_unknown and (index < 0).any():
-        unknown = raw_ids[index < 0]
-        shown = ", ".join(repr(x) for x in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-        raise ValueError(f"{len(unknown)} unknown {kind} id(s): {shown}; "
-                         f"the model was fitted on {len(lookup)} {kind}s")
-    return index
+
+def _plain(value):
+    """A NumPy scalar as the Python value it holds (so messages show 3, not np.int64(3))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _resolve_duplicates(df: pd.DataFrame, duplicates: str, user_col: str, item_col: str):
@@ -354,7 +348,8 @@ def _resolve_duplicates(df: pd.DataFrame, duplicates: str, user_col: str, item_c
         first = df[dup].iloc[0]
         raise ValueError(
             f"df has {int(df.duplicated(['u', 'i']).sum())} repeated ({user_col}, {item_col}) "
-            f"pairs, e.g. ({first['u']!r}, {first['i']!r}); pass duplicates='sum' or 'last'")
+            f"pairs, e.g. ({_plain(first['u'])!r}, {_plain(first['i'])!r}); pass "
+            f"duplicates='sum' or 'last'")
     if duplicates == "sum":
         agg = {"r": "sum", **({"t": "max"} if "t" in df else {})}
         return df.groupby(["u", "i"], sort=False, as_index=False).agg(agg)

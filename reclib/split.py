@@ -20,12 +20,15 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from ._validation import check_float, check_int
+from ._validation import check_bool, check_float, check_int, check_random_state
 from .interactions import Interactions
 
 
 def _as_interactions(data) -> Interactions:
     if isinstance(data, Interactions):
+        if data.unknown_mask.any():
+            raise ValueError("data has rows with unknown ids; split the full data set, "
+                             "not a test set built against a reference")
         return data
     if isinstance(data, pd.DataFrame):
         return Interactions.from_dataframe(data)
@@ -41,12 +44,30 @@ def _pair(full: Interactions, train_rows: np.ndarray, *held_out_rows: np.ndarray
         raise ValueError(f"this split of {full.n_interactions} interactions leaves a part empty "
                          f"(train {len(train_rows)}, held out "
                          f"{[len(rows) for rows in held_out_rows]}); the data are too small")
-    # Feature tables are keyed by raw id, so the new training maps pick their rows from them;
-    # the held-out parts then share train's tables through reference=train.
-    train = Interactions.from_dataframe(full.subset(train_rows).to_dataframe(),
-                                        **full.feature_tables())
-    held = [Interactions.from_dataframe(full.subset(rows).to_dataframe(), reference=train)
-            for rows in held_out_rows]
+    # The training part gets its own maps (the ids its rows use, in the old order) by index
+    # arithmetic: no raw id is looked up again. Held-out rows whose user or item training
+    # never saw get index -1, and their raw ids are kept for the unknown-id counts.
+    users, items = full.users[train_rows], full.items[train_rows]
+    user_map, user_new = full.user_map.compact(users)
+    item_map, item_new = full.item_map.compact(items)
+
+    def table(features, used):
+        return None if features is None else features.iloc[used].reset_index(drop=True)
+
+    train = Interactions(user_new[users], item_new[items], full.ratings[train_rows],
+                         None if full.timestamps is None else full.timestamps[train_rows],
+                         user_map, item_map,
+                         user_features=table(full.user_features, np.unique(users)),
+                         item_features=table(full.item_features, np.unique(items)))
+    held = []
+    for rows in held_out_rows:
+        old_u, old_i = full.users[rows], full.items[rows]
+        u, i = user_new[old_u], item_new[old_i]
+        held.append(Interactions(
+            u, i, full.ratings[rows], None if full.timestamps is None else full.timestamps[rows],
+            user_map, item_map, raw_unknown_users=full.user_map.ids[old_u[u < 0]],
+            raw_unknown_items=full.item_map.ids[old_i[i < 0]],
+            user_features=train.user_features, item_features=train.item_features))
     return (train, *held)
 
 
@@ -64,7 +85,7 @@ def kfold(data, n_splits: int = 5, seed: int | None = 0) -> Iterator[tuple[Inter
     """
     full = _as_interactions(data)
     n_splits = check_int("n_splits", n_splits, minimum=2, maximum=full.n_interactions)
-    order = np.random.default_rng(seed).permutation(full.n_interactions)
+    order = check_random_state(seed, "seed").permutation(full.n_interactions)
     for test_rows in np.array_split(order, n_splits):
         train_mask = np.ones(full.n_interactions, dtype=bool)
         train_mask[test_rows] = False
@@ -82,7 +103,7 @@ def stratified_split(data, ratio: float = 0.75, seed: int | None = 42) -> tuple[
     ratio = check_float("ratio", ratio, minimum=0.0, maximum=1.0)
     if not 0.0 < ratio < 1.0:
         raise ValueError(f"ratio == {ratio}, must be strictly between 0 and 1")
-    key = np.random.default_rng(seed).random(full.n_interactions)
+    key = check_random_state(seed, "seed").random(full.n_interactions)
     order = np.lexsort((key, full.users))
     rank = _rank_within_user(full.users[order])
     counts = np.bincount(full.users, minlength=full.n_users)[full.users[order]]
@@ -104,6 +125,7 @@ def leave_last_out(data, validation: bool = False):
     (train, test) or (train, validation, test) : tuple of Interactions
     """
     full = _as_interactions(data)
+    validation = check_bool("validation", validation)
     if full.timestamps is None:
         raise ValueError("leave_last_out needs timestamps, and data has none")
     order = np.lexsort((np.arange(full.n_interactions), full.timestamps, full.users))
@@ -132,6 +154,32 @@ def temporal_split(data, ratio: float = 0.8) -> tuple[Interactions, Interactions
     if not 0 < n_train < full.n_interactions:
         raise ValueError(f"ratio == {ratio} leaves one side empty")
     return _pair(full, np.sort(order[:n_train]), np.sort(order[n_train:]))
+
+
+def per_user_holdout(data: Interactions, fraction: float, random_state=None):
+    """Hold out ``fraction`` of each user's rows at random (every user keeps at least one).
+
+    Used to carve a validation set out of a training set for early stopping; both parts keep
+    ``data``'s id maps. Each user with ``n`` rows gives ``min(round(fraction * n), n - 1)``
+    of them (rounding half up).
+
+    Returns
+    -------
+    (kept, held_out) : tuple of Interactions
+    """
+    fraction = check_float("fraction", fraction, minimum=0.0, maximum=1.0)
+    rng = check_random_state(random_state)
+    key = rng.random(data.n_interactions)
+    order = np.lexsort((key, data.users))
+    counts = np.bincount(data.users, minlength=data.n_users)
+    rank = _rank_within_user(data.users[order])
+    n_held = np.minimum(np.floor(fraction * counts + 0.5).astype(np.int64), counts - 1)
+    held = np.zeros(data.n_interactions, dtype=bool)
+    held[order[rank < n_held[data.users[order]]]] = True
+    if not held.any():
+        raise ValueError(f"validation_fraction == {fraction} holds out no interaction of "
+                         f"this data; raise it or set it to 0")
+    return data.subset(~held), data.subset(held)
 
 
 def _rank_within_user(users_sorted: np.ndarray) -> np.ndarray:

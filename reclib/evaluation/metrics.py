@@ -153,12 +153,21 @@ def hits_from_lists(recommended, relevant, k: int):
         The cut-off, ``>= 1``.
     """
     k = check_int("k", k, minimum=1)
+    for name, value in (("recommended", recommended), ("relevant", relevant)):
+        if isinstance(value, (str, bytes)):
+            raise TypeError(f"{name} is a string ({value!r}); it must be a sequence of lists, "
+                            f"one per user")
     if len(recommended) != len(relevant):
         raise ValueError(f"recommended has {len(recommended)} users but relevant has "
                          f"{len(relevant)}")
     hits = np.zeros((len(recommended), k), dtype=bool)
     n_relevant = np.empty(len(recommended), dtype=np.int64)
     for u, (ranked, rel) in enumerate(zip(recommended, relevant)):
+        for name, value in (("recommended", ranked), ("relevant", rel)):
+            if isinstance(value, (str, bytes)):
+                raise TypeError(f"{name}[{u}] is the string {value!r}, not a list of ids; wrap "
+                                f"a single id in a list ([{value!r}]) instead of letting it be "
+                                f"read character by character")
         rel = set(rel)
         ranked = list(ranked)[:k]
         if len(set(ranked)) != len(ranked):

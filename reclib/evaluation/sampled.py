@@ -14,15 +14,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._ranking import default_batch_size
+import warnings
+
 from .._validation import check_int, check_random_state
+from ..core.ranking import default_batch_size
 from ..interactions import Interactions
 from ..models.base import Recommender
 from .protocols import check_split_inputs
 
 
+class SampledMetricWarning(UserWarning):
+    """Issued by every call of :func:`evaluate_sampled_ranking`: its numbers are not full-ranking ones."""
+
+
 def evaluate_sampled_ranking(model: Recommender, train: Interactions, test: Interactions,
-                             k: int = 10, n_negatives: int = 100, seed=0) -> dict:
+                             k: int = 10, n_negatives: int = 100, random_state=0) -> dict:
     r"""Hit rate and nDCG at ``k`` when each test item competes with ``n_negatives`` samples.
 
     For every test pair :math:`(u, i)` whose user and item were seen in training,
@@ -48,8 +54,14 @@ def evaluate_sampled_ranking(model: Recommender, train: Interactions, test: Inte
         Cut-off, ``1 <= k <= n_negatives + 1``.
     n_negatives : int
         Sampled negatives per test pair.
-    seed : int, optional
+    random_state : int, Generator or None
         Seeds the negative sampling.
+
+    Warns
+    -----
+    SampledMetricWarning
+        Always: sampled hit rates and nDCG are not comparable with full-ranking results
+        (filter the warning class where a page shows the pitfall on purpose).
 
     Returns
     -------
@@ -60,7 +72,11 @@ def evaluate_sampled_ranking(model: Recommender, train: Interactions, test: Inte
     check_split_inputs(model, train, test)
     n_negatives = check_int("n_negatives", n_negatives, minimum=1)
     k = check_int("k", k, minimum=1, maximum=n_negatives + 1)
-    rng = check_random_state(seed)
+    rng = check_random_state(random_state)
+    warnings.warn(f"evaluate_sampled_ranking ranks each test item among {n_negatives} sampled "
+                  f"items only; its numbers are inflated and not comparable with full-ranking "
+                  f"results (evaluate_ranking), and they can order models differently "
+                  f"(Krichene and Rendle, KDD 2020)", SampledMetricWarning, stacklevel=2)
     known = test.subset(~test.unknown_mask)
     if known.n_interactions == 0:
         raise ValueError("test has no pairs whose user and item were seen in training")
@@ -84,6 +100,8 @@ def evaluate_sampled_ranking(model: Recommender, train: Interactions, test: Inte
     step = default_batch_size(n_items)
     for b in range(0, len(uniq), step):
         scores = model.score_block(uniq[b:b + step], exclude_seen=False)
+        if np.isnan(scores).any():
+            raise ValueError(f"{type(model).__name__} produced NaN scores; NaN cannot be ranked")
         lo, hi = bounds[b], bounds[min(b + step, len(uniq))]
         row = np.searchsorted(uniq[b:b + step], users[lo:hi])
         positive = scores[row, items[lo:hi]]                        # (pairs,)

@@ -1,8 +1,9 @@
 """TensorFlow/Keras twins of reclib models (needs the ``tf`` extra).
 
-``import reclib`` never imports TensorFlow; ``import reclib.keras`` does, and selects the
-TensorFlow backend of Keras 3 unless ``KERAS_BACKEND`` already names one (another backend is
-an error: these models use TensorFlow ops directly). Each model here mirrors a PyTorch model
+``import reclib`` never imports TensorFlow; ``import reclib.keras`` does. These models use
+TensorFlow ops directly, so they need Keras 3's TensorFlow backend: Keras's default, used
+unless ``KERAS_BACKEND`` names another (then importing this module is an error). Importing it
+changes no environment variable. Each model here mirrors a PyTorch model
 of :mod:`reclib.neural`, with the same hyper-parameters and loss, so the two frameworks can be
 compared on equal terms:
 
@@ -13,10 +14,6 @@ compared on equal terms:
 
 The class names carry the ``Keras`` prefix because saved models are found by class name.
 """
-
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 try:
     import keras

@@ -1,8 +1,9 @@
 """One estimator wrapper that gives a Keras model the common reclib API.
 
 :class:`KerasRecommender` is a :class:`~reclib.models.Recommender`, the TensorFlow twin of
-:class:`reclib.neural.NeuralRecommender`. A model subclasses it, stores its hyper-parameters in
-``__init__`` and implements
+:class:`reclib.neural.NeuralRecommender`. A model subclasses it, takes every hyper-parameter
+in ``__init__`` (the training settings ``n_epochs``, ``batch_size``, ``lr``, ``patience``,
+``validation_fraction``, ``random_state`` and ``verbose`` included) and implements
 
 ``_build_model(self, dtype) -> keras.Model``
     the network, from hyper-parameters and fitted attributes only (:meth:`load` rebuilds it);
@@ -10,12 +11,14 @@
 ``_batches(self, data, rng)`` and ``_batch_loss(self, model, batch)``
     one epoch of tuples of arrays, and the loss of one batch as a TensorFlow scalar.
 
-Training is a plain loop: Adam, one compiled gradient step per batch, a tqdm bar behind
-``verbose`` and a :class:`FloatingPointError` when the loss stops being finite. The weights are
-stored as NumPy arrays in fitted attributes ``weight_0_``, ``weight_1_``, ..., so ``save``/
-``load`` use the base class's ``.npz`` format (no pickle) and the Keras model is rebuilt lazily
-on first use. Scoring runs a float64 copy of the model, so a user's scores do not depend on the
-batch they come in.
+Training runs the same epoch loop as the PyTorch side (:func:`reclib._training.run_epochs`):
+Adam, one compiled gradient step per batch, validation on a per-user hold-out
+(``validation_fraction``) with early stopping (``patience``) and the best weights restored,
+a tqdm bar behind ``verbose`` and a :class:`FloatingPointError` when the loss stops being
+finite. The weights are kept in the fitted attribute ``weights_`` as ``"<n>.<variable name>"``
+(``n`` the variable's position in ``model.weights``), which the model file stores as
+``weights/<name>``; the Keras model is rebuilt lazily on first use. Scoring runs a float64
+copy of the model, so a user's scores do not depend on the batch they come in.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
+from .._training import TrainConfig, check_finite_loss, holdout_ndcg, run_epochs
 from .._validation import check_float, check_int, check_random_state
+from ..core.ranking import topk
 from ..models.base import Recommender
+from ..split import per_user_holdout
 
 #: Score cells (users x items) computed at once when ranking.
 _SCORE_BUDGET = 2**21
@@ -39,22 +44,39 @@ class KerasRecommender(Recommender):
     ----------
     loss_history_ : ndarray
         Mean training loss of each epoch.
-    n_weights_ : int
-        Number of weight arrays, stored as ``weight_0_``, ``weight_1_``, ...
+    val_history_ : ndarray
+        Validation nDCG@10 after each epoch (empty when ``validation_fraction == 0``).
+    best_epoch_ : int
+        Epoch whose weights the model holds.
+    weights_ : dict of str to ndarray
+        The model's weights, keyed ``"<n>.<variable name>"``.
     """
 
+    _abstract = True
+
+    def train_config(self) -> TrainConfig:
+        """The :class:`~reclib._training.TrainConfig` of this model's settings."""
+        return TrainConfig(n_epochs=self.n_epochs, lr=self.lr, patience=self.patience,
+                           random_state=self.random_state, verbose=self.verbose)
+
     def _validate_params(self) -> None:
-        check_int("n_epochs", self.n_epochs, minimum=1)
+        self.train_config().validate()
         check_int("batch_size", self.batch_size, minimum=1)
-        check_float("lr", self.lr, strictly_positive=True)
-        check_random_state(self.random_state)
+        fraction = check_float("validation_fraction", self.validation_fraction, minimum=0.0,
+                               maximum=0.5)
+        if self.patience is not None and fraction == 0:
+            raise ValueError(f"patience == {self.patience} needs validation data; set "
+                             f"validation_fraction > 0 (e.g. 0.1) or patience=None")
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, data) -> None:
+        config = self.train_config()
         rng = check_random_state(self.random_state)
         keras.utils.set_random_seed(int(rng.integers(2**31 - 1)))
-        for name in [k for k in vars(self) if k.startswith("weight_") and k.endswith("_")]:
-            delattr(self, name)
+        train, valid = data, None
+        if self.validation_fraction:
+            train, valid = per_user_holdout(data, self.validation_fraction, rng)
+        self.__dict__.pop("weights_", None)
         self._prepare(data)
         model = self._build_model("float32")
         # epsilon as in torch.optim.Adam (Keras defaults to 1e-7), so the twins train alike
@@ -68,27 +90,44 @@ class KerasRecommender(Recommender):
             optimiser.apply_gradients(zip(tape.gradient(loss, variables), variables))
             return loss
 
-        history = []
-        for epoch in tqdm(range(1, self.n_epochs + 1), disable=not self.verbose,
-                          desc="epochs"):
+        def run_epoch(epoch: int) -> float:
             total, count = 0.0, 0
-            for batch in self._batches(data, rng):
+            for batch in self._batches(train, rng):
                 loss = float(step(*batch))
-                if not np.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the training loss became {loss} at epoch {epoch} (batch {count + 1}) "
-                        f"with lr == {self.lr}; the model diverged. Lower lr, raise the "
-                        f"regularisation, or check the inputs for NaN/inf")
+                check_finite_loss(loss, epoch, count + 1, self.lr)
                 total += loss
                 count += 1
-            history.append(total / max(count, 1))
-        self.loss_history_ = np.asarray(history)
-        weights = model.get_weights()
-        self.n_weights_ = len(weights)
-        for n, w in enumerate(weights):
-            setattr(self, f"weight_{n}_", np.asarray(w).copy())
+            return total / max(count, 1)
+
+        validate = None
+        if valid is not None:
+            seen = train.to_csr(binary=True)
+
+            def validate() -> float:
+                def rank(users):
+                    scores = np.asarray(model.score_all(users.astype(np.int64)))
+                    return topk(scores, min(10, self.n_items), exclude=seen[users],
+                                source=type(self).__name__)[0]
+                return holdout_ndcg(rank, valid.users, valid.items, self.n_items)
+
+        result = run_epochs(config, run_epoch, validate, snapshot=model.get_weights,
+                            restore=model.set_weights)
+        self.loss_history_ = np.asarray(result.loss_history)
+        self.val_history_ = np.asarray(result.val_history)
+        self.best_epoch_ = int(result.best_epoch)
+        self.weights_ = {f"{n}.{v.name}": np.asarray(v.numpy()).copy()
+                         for n, v in enumerate(model.weights)}
         self._model = None
         self._after_fit()
+
+    def _weight_list(self) -> list:
+        """``weights_`` in the order of ``model.weights``."""
+        return [self.weights_[key] for key in sorted(self.weights_,
+                                                     key=lambda k: int(k.split(".", 1)[0]))]
+
+    def _weight(self, n: int) -> np.ndarray:
+        """The ``n``-th weight array."""
+        return self._weight_list()[n]
 
     def _prepare(self, data) -> None:
         """Store extra fitted state the model needs (default: nothing)."""
@@ -100,8 +139,8 @@ class KerasRecommender(Recommender):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ scoring
-    def _reset_lookups(self) -> None:
-        super()._reset_lookups()
+    def _reset_lookups(self, user_map=None, item_map=None) -> None:
+        super()._reset_lookups(user_map, item_map)
         self._model = None
 
     def _get_model(self) -> keras.Model:
@@ -109,8 +148,7 @@ class KerasRecommender(Recommender):
         self._check_is_fitted()
         if getattr(self, "_model", None) is None:
             model = self._build_model("float64")
-            model.set_weights([np.asarray(getattr(self, f"weight_{n}_"), dtype=np.float64)
-                               for n in range(self.n_weights_)])
+            model.set_weights([np.asarray(w, dtype=np.float64) for w in self._weight_list()])
             self._model = model
         return self._model
 

@@ -92,12 +92,13 @@ class KerasGMF(KerasRecommender):
     Attributes
     ----------
     loss_history_ : ndarray
-    weight_0_, weight_1_, ... : ndarray
-        User embeddings, item embeddings, :math:`h` and :math:`b`.
+    weights_ : dict of str to ndarray
+        User embeddings, item embeddings, :math:`h` and :math:`b` (in that order).
     """
 
     def __init__(self, n_factors: int = 64, n_epochs: int = 20, batch_size: int = 1024,
                  lr: float = 1e-3, reg: float = 0.0, loss: str = "bce", n_negatives: int = 4,
+                 patience: int | None = None, validation_fraction: float = 0.0,
                  random_state=None, verbose: bool = False):
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -106,6 +107,8 @@ class KerasGMF(KerasRecommender):
         self.reg = reg
         self.loss = loss
         self.n_negatives = n_negatives
+        self.patience = patience
+        self.validation_fraction = validation_fraction
         self.random_state = random_state
         self.verbose = verbose
 
@@ -137,4 +140,4 @@ class KerasGMF(KerasRecommender):
         return loss
 
     def _item_vectors(self) -> np.ndarray:
-        return np.asarray(self.weight_1_, dtype=np.float64)
+        return np.asarray(self._weight(1), dtype=np.float64)

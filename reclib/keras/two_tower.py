@@ -125,6 +125,7 @@ class KerasTwoTower(KerasRecommender):
     def __init__(self, n_factors: int = 64, layers=[128], out: int = 64,
                  temperature: float = 0.1, log_q: bool = True, features="auto",
                  n_epochs: int = 20, batch_size: int = 512, lr: float = 2e-3,
+                 patience: int | None = None, validation_fraction: float = 0.0,
                  random_state=None, verbose: bool = False):
         self.n_factors = n_factors
         self.layers = layers
@@ -135,6 +136,8 @@ class KerasTwoTower(KerasRecommender):
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.patience = patience
+        self.validation_fraction = validation_fraction
         self.random_state = random_state
         self.verbose = verbose
 

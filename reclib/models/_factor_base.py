@@ -114,6 +114,17 @@ class FactorModel(Recommender):
     (SVD++ adds the implicit term).
     """
 
+    _abstract = True
+
+    def predicts_ratings(self) -> bool:
+        return True
+
+    def unknown_fallback(self) -> str:
+        if getattr(self, "user_bias_", None) is None:
+            return "the global mean mu (without biases nothing else is known)"
+        return ("mu plus the bias it knows (mu + b_i for an unknown user, mu + b_u for an "
+                "unknown item, mu for both); the factor term is dropped")
+
     def _validate_common(self) -> None:
         check_int("n_factors", self.n_factors, minimum=1)
         check_int("n_epochs", self.n_epochs, minimum=1)

@@ -5,8 +5,11 @@ mathematics:
 
 * input validation and the raw-id <-> index maps (``fit`` takes an :class:`~reclib.Interactions`
   or a users x items sparse matrix; ``predict``/``recommend`` take and return raw ids);
-* the not-fitted error, seen-item masking and batched top-k selection;
-* ``save``/``load`` to a single ``.npz`` file, read back with ``allow_pickle=False``.
+* the not-fitted error, seen-item masking, candidate filters and batched top-k selection
+  (through the ranking core, :func:`reclib.core.topk`);
+* ``get_params``/``set_params`` in scikit-learn's protocol, so ``sklearn.base.clone`` works;
+* ``save``/``load`` in the model file format of :mod:`reclib.core.modelfile` (arrays plus a
+  JSON header with checksums; never a pickle).
 
 A subclass implements
 
@@ -23,19 +26,20 @@ A subclass implements
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
-import json
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._ranking import default_batch_size, mask_rows, top_k
-from .._validation import check_int
+from .._validation import check_bool, check_int
+from .._version import __version__
+from ..core import modelfile
+from ..core.idmap import IdMap
+from ..core.ranking import default_batch_size, topk
 from ..interactions import Interactions
-
-_FORMAT_VERSION = 1
 
 
 class NotFittedError(RuntimeError):
@@ -58,10 +62,15 @@ class Recommender:
     """
 
     _registry: dict[str, type] = {}
+    #: Base classes that only share machinery set this in their own body (the contract
+    #: suite then leaves them out); it is not inherited.
+    _abstract = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         Recommender._registry[_class_path(cls)] = cls
+        if "_abstract" not in cls.__dict__:
+            cls._abstract = False
 
     # ------------------------------------------------------------------ hyper-parameters
     @classmethod
@@ -72,13 +81,57 @@ class Recommender:
         return [p.name for p in sig.parameters.values()
                 if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
 
-    def get_params(self) -> dict:
-        """The constructor's keyword arguments, as stored."""
-        return {name: getattr(self, name) for name in self._param_names()}
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's arguments as stored (scikit-learn's protocol).
+
+        With ``deep=True`` a parameter that has ``get_params`` itself also contributes its
+        parameters as ``name__sub``.
+        """
+        check_bool("deep", deep)
+        out = {}
+        for name in self._param_names():
+            value = getattr(self, name)
+            out[name] = value
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update({f"{name}__{k}": v for k, v in value.get_params().items()})
+        return out
+
+    def set_params(self, **params) -> "Recommender":
+        """Set constructor arguments by name (``name__sub`` for nested ones); return ``self``.
+
+        Values are validated at the next ``fit``, as the constructor's are. The fitted state is
+        kept until then.
+        """
+        valid = self._param_names()
+        nested: dict[str, dict] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in valid:
+                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; its "
+                                 f"parameters are {valid}")
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
         return f"{type(self).__name__}({args})"
+
+    def predicts_ratings(self) -> bool:
+        """True when ``predict`` estimates ratings on the training scale (rating models).
+
+        Ranking models (popularity counts, EASE, iALS, BPR scores) return scores whose scale
+        means nothing as a rating; :func:`~reclib.evaluation.evaluate_ratings` refuses them.
+        """
+        return False
+
+    def unknown_fallback(self) -> str:
+        """What ``predict(..., allow_unknown=True)`` gives a pair with an id unseen in training."""
+        return "no fallback (a pair with an unknown id raises an error)"
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X) -> "Recommender":
@@ -95,7 +148,7 @@ class Recommender:
         self.item_ids_ = data.item_ids
         self.seen_ = data.to_csr(binary=True).astype(np.float32)
         self.rating_range_ = np.array([data.ratings.min(), data.ratings.max()])
-        self._reset_lookups()
+        self._reset_lookups(data.user_map, data.item_map)
         self._fit(data)
         return self
 
@@ -140,19 +193,34 @@ class Recommender:
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet; "
                                  f"call fit(train) before using it")
 
-    def _reset_lookups(self) -> None:
-        self._index = Interactions(np.zeros(0), np.zeros(0), np.zeros(0), None,
-                                   self.user_ids_, self.item_ids_)
+    def _reset_lookups(self, user_map: IdMap | None = None, item_map: IdMap | None = None) -> None:
+        """Hold the training data's id maps (fit), or rebuild them from the ids (load)."""
+        self._user_map = user_map if user_map is not None else IdMap(self.user_ids_, "user")
+        self._item_map = item_map if item_map is not None else IdMap(self.item_ids_, "item")
+
+    @property
+    def user_map_(self) -> IdMap:
+        """The :class:`~reclib.core.IdMap` of the training users."""
+        self._check_is_fitted()
+        return self._user_map
+
+    @property
+    def item_map_(self) -> IdMap:
+        """The :class:`~reclib.core.IdMap` of the training items."""
+        self._check_is_fitted()
+        return self._item_map
 
     def user_index(self, user_ids, allow_unknown: bool = False) -> np.ndarray:
         """Indices of raw user ids (``-1`` for unknown ones when ``allow_unknown``)."""
         self._check_is_fitted()
-        return self._index.user_index(user_ids, allow_unknown)
+        return self._user_map.index(user_ids, check_bool("allow_unknown", allow_unknown),
+                                    "user_ids")
 
     def item_index(self, item_ids, allow_unknown: bool = False) -> np.ndarray:
         """Indices of raw item ids (``-1`` for unknown ones when ``allow_unknown``)."""
         self._check_is_fitted()
-        return self._index.item_index(item_ids, allow_unknown)
+        return self._item_map.index(item_ids, check_bool("allow_unknown", allow_unknown),
+                                    "item_ids")
 
     # ------------------------------------------------------------------ scoring
     def predict(self, user_ids, item_ids, allow_unknown: bool = False,
@@ -168,11 +236,23 @@ class Recommender:
         clip : bool
             Clip predictions to the training rating range (as Surprise does).
         """
+        allow_unknown = check_bool("allow_unknown", allow_unknown)
         users = self.user_index(user_ids, allow_unknown)
         items = self.item_index(item_ids, allow_unknown)
         if len(users) != len(items):
             raise ValueError(f"user_ids has {len(users)} entries but item_ids has {len(items)}")
+        return self.predict_indices(users, items, clip=clip)
+
+    def predict_indices(self, users: np.ndarray, items: np.ndarray, clip: bool = False) -> np.ndarray:
+        """:meth:`predict` for index arrays (``-1`` marks an id unknown to training)."""
+        self._check_is_fitted()
+        clip = check_bool("clip", clip)
+        users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
         scores = np.asarray(self._predict(users, items), dtype=np.float64)
+        if np.isnan(scores).any():
+            raise ValueError(f"{type(self).__name__} predicted NaN for "
+                             f"{int(np.isnan(scores).sum())} pair(s); the model is diverged "
+                             f"or was given NaN inputs")
         if clip:
             scores = np.clip(scores, *self.rating_range_)
         return scores
@@ -183,8 +263,9 @@ class Recommender:
                              f"training")
         out = np.empty(len(users))
         uniq, inverse = np.unique(users, return_inverse=True)
-        for start in range(0, len(uniq), default_batch_size(self.n_items)):
-            block = self._score_users(uniq[start:start + default_batch_size(self.n_items)])
+        step = default_batch_size(self.n_items)
+        for start in range(0, len(uniq), step):
+            block = self._score_users(uniq[start:start + step])
             sel = (inverse >= start) & (inverse < start + len(block))
             out[sel] = block[inverse[sel] - start, items[sel]]
         return out
@@ -192,9 +273,9 @@ class Recommender:
     def _score_users(self, users: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def recommend(self, user_ids, k: int = 10, exclude_seen: bool = True,
-                  batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k items for each user, best first.
+    def recommend(self, user_ids, k: int = 10, exclude_seen: bool = True, items=None,
+                  filter_items=None, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items for each user, best first (ties: lower item index first).
 
         Parameters
         ----------
@@ -204,6 +285,10 @@ class Recommender:
             List length, ``1 <= k <= n_items``.
         exclude_seen : bool
             Leave out the items each user interacted with in training.
+        items : array-like, optional
+            Raw ids of the candidate items: rank only these.
+        filter_items : array-like, optional
+            Raw ids of items never to recommend (for example out of stock).
         batch_size : int, optional
             Users scored at once (default keeps each block near 20 million scores).
 
@@ -215,32 +300,67 @@ class Recommender:
         """
         users = self.user_index(user_ids)
         k = check_int("k", k, minimum=1, maximum=self.n_items)
-        if exclude_seen:
-            n_unseen = self.n_items - np.diff(self.seen_.indptr)[users]
-            if len(users) and n_unseen.min() < k:
-                worst = int(np.argmin(n_unseen))
-                raise ValueError(f"k == {k} but user {np.atleast_1d(user_ids)[worst]!r} has only "
-                                 f"{n_unseen[worst]} unseen items; lower k or pass "
-                                 f"exclude_seen=False")
-        batch_size = batch_size or default_batch_size(self.n_items)
+        exclude_seen = check_bool("exclude_seen", exclude_seen)
+        allowed = np.ones(self.n_items, dtype=bool)
+        if items is not None:
+            allowed[:] = False
+            allowed[self._item_map.index(items, argname="items")] = True
+        if filter_items is not None:
+            allowed[self._item_map.index(filter_items, argname="filter_items")] = False
+        n_eligible = np.full(len(users), int(allowed.sum()))
+        if exclude_seen and len(users):
+            n_eligible -= (self.seen_[users] @ allowed.astype(np.float32)).astype(np.int64)
+        if len(users) and n_eligible.min() < k:
+            worst = int(np.argmin(n_eligible))
+            raise ValueError(f"k == {k} but user {np.atleast_1d(user_ids)[worst]!r} has only "
+                             f"{n_eligible[worst]} items left to recommend after exclude_seen, "
+                             f"items and filter_items; lower k or relax the filters")
+        candidates = None if allowed.all() else allowed
+        idx, vals = self._rank(users, k, exclude_seen, candidates, batch_size)
+        return self.item_ids_[idx], vals
+
+    def _rank(self, users: np.ndarray, k: int, exclude_seen: bool = True, candidates=None,
+              batch_size: int | None = None, seen: sp.csr_matrix | None = None):
+        """Top-k item *indices* and scores of user *indices*: the one path every list takes.
+
+        ``recommend``, the evaluation protocols and serving call this. ``seen`` replaces the
+        model's own seen matrix as the exclusion (the protocols pass the training split's).
+        """
+        self._check_is_fitted()
+        if batch_size is None:
+            batch_size = default_batch_size(self.n_items)
         batch_size = check_int("batch_size", batch_size, minimum=1)
+        seen = self.seen_ if seen is None else seen
         idx = np.empty((len(users), k), dtype=np.int64)
         vals = np.empty((len(users), k))
         for start in range(0, len(users), batch_size):
             rows = users[start:start + batch_size]
-            scores = self.score_block(rows, exclude_seen)
-            idx[start:start + len(rows)], vals[start:start + len(rows)] = top_k(scores, k)
-        return self.item_ids_[idx], vals
+            exclude = seen[rows] if exclude_seen else None
+            block = slice(start, start + len(rows))
+            idx[block], vals[block] = self._topk_block(rows, k, exclude, candidates)
+        return idx, vals
 
-    def score_block(self, users: np.ndarray, exclude_seen: bool = True) -> np.ndarray:
-        """Dense scores of user *indices* against all items, seen items at ``-inf`` if asked."""
-        self._check_is_fitted()
-        scores = np.array(self._score_users(users), dtype=np.float64)
+    def _topk_block(self, rows: np.ndarray, k: int, exclude, candidates):
+        """Top-k of one block of users; neural models override it to rank on their device."""
+        return topk(self._checked_scores(rows), k, exclude=exclude, candidates=candidates,
+                    source=type(self).__name__)
+
+    def _checked_scores(self, users: np.ndarray) -> np.ndarray:
+        scores = np.asarray(self._score_users(users))
         if scores.shape != (len(users), self.n_items):
             raise RuntimeError(f"{type(self).__name__}._score_users returned shape "
                                f"{scores.shape}, expected {(len(users), self.n_items)}")
+        return scores
+
+    def score_block(self, users: np.ndarray, exclude_seen: bool = True) -> np.ndarray:
+        """Dense float64 scores of user *indices* against all items, seen items at ``-inf`` if asked."""
+        self._check_is_fitted()
+        exclude_seen = check_bool("exclude_seen", exclude_seen)
+        users = np.asarray(users, dtype=np.int64)
+        scores = np.array(self._checked_scores(users), dtype=np.float64)
         if exclude_seen:
-            mask_rows(scores, self.seen_, users)
+            sub = self.seen_[users]
+            scores[np.repeat(np.arange(len(users)), np.diff(sub.indptr)), sub.indices] = -np.inf
         return scores
 
     def _item_vectors(self) -> np.ndarray | None:
@@ -258,22 +378,27 @@ class Recommender:
             raise NotImplementedError(f"{type(self).__name__} has no item representation to "
                                       f"compare items with")
         items = self.item_index(item_ids)
-        k = check_int("k", k, minimum=1, maximum=self.n_items - 1)
         norms = np.linalg.norm(vectors, axis=1)
         norms[norms == 0] = 1.0
         unit = vectors / norms[:, None]
-        sims = unit[items] @ unit.T
-        sims[np.arange(len(items)), items] = -np.inf
-        idx, vals = top_k(sims, k)
+        return self._top_similar(items, unit[items] @ unit.T, k)
+
+    def _top_similar(self, items: np.ndarray, sims: np.ndarray, k: int):
+        """Top-k of a (len(items), n_items) similarity block, each item excluded from its row."""
+        k = check_int("k", k, minimum=1, maximum=self.n_items - 1)
+        own = np.zeros(sims.shape, dtype=bool)
+        own[np.arange(len(items)), items] = True
+        idx, vals = topk(sims, k, exclude=own, source=type(self).__name__)
         return self.item_ids_[idx], vals
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
-        """Write hyper-parameters and fitted state to one ``.npz`` file (no pickle)."""
+        """Write hyper-parameters and fitted state to one model file (see :mod:`reclib.core.modelfile`).
+
+        ``".npz"`` is added to a path without it; :meth:`load` does the same, so
+        ``save("m")`` and ``load("m")`` name the same file. Returns the path written.
+        """
         self._check_is_fitted()
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz")
         arrays: dict[str, np.ndarray] = {}
         scalars = {}
         for name, value in vars(self).items():
@@ -282,54 +407,89 @@ class Recommender:
             if sp.issparse(value):
                 csr = sp.csr_matrix(value)
                 for part in ("data", "indices", "indptr"):
-                    arrays[f"sparse:{name}:{part}"] = getattr(csr, part)
-                arrays[f"sparse:{name}:shape"] = np.array(csr.shape)
+                    arrays[f"sparse/{name}/{part}"] = getattr(csr, part)
+                arrays[f"sparse/{name}/shape"] = np.array(csr.shape)
             elif isinstance(value, np.ndarray):
-                arrays[f"array:{name}"] = _savable(name, value)
+                arrays[f"attr/{name}"] = _savable(name, value)
+            elif name == "weights_" and isinstance(value, dict):
+                for key, w in value.items():
+                    arrays[f"weights/{key}"] = np.asarray(w)
             elif value is None or isinstance(value, (bool, int, float, str, list)):
                 scalars[name] = value
-            elif isinstance(value, (np.integer, np.floating)):
+            elif isinstance(value, (np.integer, np.floating, np.bool_)):
                 scalars[name] = value.item()
             else:
                 raise TypeError(f"cannot save fitted attribute {name} of type "
                                 f"{type(value).__name__}")
-        meta = {"class": _class_path(type(self)), "params": self.get_params(), "scalars": scalars,
-                "format": _FORMAT_VERSION}
-        try:
-            arrays["__meta__"] = np.array(json.dumps(meta))
-        except TypeError as err:
-            raise TypeError(f"hyper-parameters of {type(self).__name__} must be JSON "
-                            f"serialisable to be saved: {err}") from None
-        with open(path, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        return path
+        header = {"class": _class_path(type(self)), "params": self.get_params(deep=False),
+                  "scalars": scalars, "reclib_version": __version__}
+        return modelfile.write(path, header, arrays)
 
     @classmethod
     def load(cls, path) -> "Recommender":
-        """Read a model written by :meth:`save` (``allow_pickle=False``)."""
-        with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(str(npz["__meta__"]))
-            model_cls = _find_class(meta["class"])
-            if model_cls is None:
-                raise ValueError(f"{path} holds an unknown model class {meta['class']!r}")
-            if not issubclass(model_cls, cls):
-                raise TypeError(f"{path} holds a {meta['class']}, not a {cls.__name__}")
-            model = model_cls(**_restore_tuples(model_cls, meta["params"]))
-            for name, value in meta["scalars"].items():
-                setattr(model, name, value)
-            sparse_parts: dict[str, dict] = {}
-            for key in npz.files:
-                kind, _, rest = key.partition(":")
-                if kind == "array":
-                    setattr(model, rest, npz[key])
-                elif kind == "sparse":
-                    name, part = rest.split(":")
-                    sparse_parts.setdefault(name, {})[part] = npz[key]
+        """Read a model written by :meth:`save`; never unpickles.
+
+        Raises
+        ------
+        reclib.core.ModelFileError
+            For a file that is empty, truncated, not a model file, corrupt (a checksum that
+            does not match), of an unknown class, with parameters the class refuses, or with
+            arrays that do not fit its class. The message names the file.
+        """
+        path = Path(path)
+        if not path.exists() and modelfile.resolve_path(path).exists():
+            path = modelfile.resolve_path(path)
+        header, arrays = modelfile.read(path)
+        for field in ("class", "params", "scalars"):
+            if field not in header:
+                raise modelfile.ModelFileError(f"{path}: the header has no {field!r} field")
+        model_cls = _find_class(header["class"])
+        if model_cls is None:
+            raise modelfile.ModelFileError(f"{path} holds an unknown model class "
+                                           f"{header['class']!r}")
+        if not issubclass(model_cls, cls):
+            raise TypeError(f"{path} holds a {header['class']}, not a {cls.__name__}")
+        try:
+            model = model_cls(**_restore_tuples(model_cls, header["params"]))
+            model._validate_params()
+        except (TypeError, ValueError) as err:
+            raise modelfile.ModelFileError(f"{path}: the saved parameters of "
+                                           f"{model_cls.__name__} are not valid: {err}") from None
+        for name, value in header["scalars"].items():
+            setattr(model, name, value)
+        sparse_parts: dict[str, dict] = {}
+        weights = {}
+        for key, value in arrays.items():
+            kind, _, rest = key.partition("/")
+            if kind == "attr":
+                setattr(model, rest, value)
+            elif kind == "sparse":
+                name, _, part = rest.rpartition("/")
+                sparse_parts.setdefault(name, {})[part] = value
+            elif kind == "weights":
+                weights[rest] = value
+            else:
+                raise modelfile.ModelFileError(f"{path}: unknown array kind in {key!r}")
+        if weights:
+            model.weights_ = weights
+        try:
             for name, p in sparse_parts.items():
                 setattr(model, name, sp.csr_matrix((p["data"], p["indices"], p["indptr"]),
                                                    shape=tuple(p["shape"])))
-        model._reset_lookups()
+            model._reset_lookups()
+            model._check_restored()
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
+            raise modelfile.ModelFileError(
+                f"{path}: its arrays do not fit a {model_cls.__name__} "
+                f"({type(err).__name__}: {err})") from None
         return model
+
+    def _check_restored(self) -> None:
+        """Score one user after :meth:`load`, so a file whose arrays do not fit fails there."""
+        if not hasattr(self, "seen_") or self.seen_.shape != (self.n_users, self.n_items):
+            raise ValueError("the seen-item matrix does not match the id arrays")
+        if self.n_users:
+            self._checked_scores(np.zeros(1, dtype=np.int64))
 
 
 def _class_path(cls: type) -> str:
@@ -339,6 +499,8 @@ def _class_path(cls: type) -> str:
 
 def _find_class(path: str):
     """The registered class at ``path``, importing its module first (e.g. ``reclib.neural``)."""
+    if not isinstance(path, str):
+        return None
     if path not in Recommender._registry and "." in path:
         module = path.rsplit(".", 1)[0]
         if module.startswith("reclib."):
@@ -351,9 +513,11 @@ def _find_class(path: str):
 
 def _restore_tuples(model_cls: type, params: dict) -> dict:
     """JSON turns tuples into lists; give back tuples where the constructor's default is one."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a JSON object, got {type(params).__name__}")
     defaults = {p.name: p.default for p in inspect.signature(model_cls.__init__).parameters.values()}
     return {name: tuple(value) if isinstance(value, list) and isinstance(defaults.get(name), tuple)
-            else value for name, value in params.items()}
+            else copy.deepcopy(value) for name, value in params.items()}
 
 
 def _savable(name: str, value: np.ndarray) -> np.ndarray:

@@ -25,6 +25,12 @@ class GlobalMean(Recommender):
         :math:`\mu`, the mean of the training ratings.
     """
 
+    def predicts_ratings(self) -> bool:
+        return True
+
+    def unknown_fallback(self) -> str:
+        return "the global mean mu, as for every pair"
+
     def _fit(self, data: Interactions) -> None:
         self.mean_ = float(data.ratings.mean())
 
@@ -146,6 +152,12 @@ class BaselinePredictor(Recommender):
         self.lr = lr
         self.random_state = random_state
         self.verbose = verbose
+
+    def predicts_ratings(self) -> bool:
+        return True
+
+    def unknown_fallback(self) -> str:
+        return "mu plus the bias it knows (mu + b_i for an unknown user, mu + b_u for an unknown item, mu for both)"
 
     def _validate_params(self) -> None:
         check_choice("method", self.method, {"als", "sgd"})

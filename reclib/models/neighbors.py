@@ -50,7 +50,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .._ranking import top_k
 from .._validation import check_choice, check_float, check_int
 from ..interactions import Interactions
 from ._similarity import (bm25_weight, corated_similarity, neighbour_sums, tfidf_weight,
@@ -68,6 +67,7 @@ class _Neighbourhood(Recommender):
     """Shared machinery; subclasses say which side holds the neighbours (``_item_based``)."""
 
     _item_based: bool
+    _abstract = True
 
     def __init__(self, k: int = 40, min_k: int = 1, similarity: str | None = None,
                  shrinkage: float | None = None, centering: str | None = "baseline",
@@ -87,6 +87,16 @@ class _Neighbourhood(Recommender):
         self.reg_item = reg_item
         self.baseline_epochs = baseline_epochs
         self.verbose = verbose
+
+    def predicts_ratings(self) -> bool:
+        """Explicit mode predicts ratings; implicit mode ranks by similarity sums."""
+        return self.feedback == "explicit"
+
+    def unknown_fallback(self) -> str:
+        if self.feedback == "implicit":
+            return "a score of 0"
+        return (f"the centering term ({self.centering}) with the unknown side's part dropped"
+                if self.centering is not None else "the global mean mu")
 
     # ------------------------------------------------------------------ parameters
     def _resolved(self) -> tuple[str, float]:
@@ -296,12 +306,9 @@ class ItemKNN(_Neighbourhood):
         """The ``k`` items with the highest learned similarity to each given item (never itself)."""
         self._check_is_fitted()
         items = self.item_index(item_ids)
-        k = check_int("k", k, minimum=1, maximum=self.n_items - 1)
         sims = self.similarity_[items]
-        sims = sims.toarray() if sp.issparse(sims) else np.array(sims, dtype=np.float64)
-        sims[np.arange(len(items)), items] = -np.inf
-        idx, vals = top_k(sims, k)
-        return self.item_ids_[idx], vals
+        sims = sims.toarray() if sp.issparse(sims) else np.asarray(sims, dtype=np.float64)
+        return self._top_similar(items, sims, k)
 
 
 def _check_optional_choice(name: str, value, choices: list) -> None:

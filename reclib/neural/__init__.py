@@ -10,7 +10,8 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("reclib.neural needs PyTorch: pip install 'reclib-book[torch]'") from err
 
-from ._train import TrainConfig, TrainResult, resolve_device, seed_everything, train_module
+from ._train import (TrainConfig, TrainResult, resolve_device, scoped_seed, seed_everything,
+                     train_module)
 from .estimator import NeuralRecommender
 from .autorec import AutoRec
 from .fm import FM, DeepFM
@@ -21,5 +22,5 @@ from .gru4rec import GRU4Rec
 from .two_tower import TwoTower
 
 __all__ = ["NeuralRecommender", "TrainConfig", "TrainResult", "train_module", "resolve_device",
-           "seed_everything", "GMF", "MLP", "NeuMF", "AutoRec", "LightGCN",
+           "scoped_seed", "seed_everything", "GMF", "MLP", "NeuMF", "AutoRec", "LightGCN",
            "FM", "DeepFM", "TwoTower", "SequentialRecommender", "SASRec", "GRU4Rec"]

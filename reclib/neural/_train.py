@@ -2,7 +2,8 @@
 
 It owns the steps that are the same for every model, so that a model file holds only its
 mathematics: the device (``"auto"`` picks CUDA, then Apple's MPS, then the CPU), seeding
-(``random_state`` seeds torch and the NumPy generator the batches are drawn with), the Adam
+(``random_state`` seeds a forked torch random state and the NumPy generator the batches are
+drawn with; the process's global seed is left as it was), the Adam
 optimiser, a tqdm bar behind ``verbose``, early stopping on a validation score with the best
 checkpoint restored, and a hard stop when the loss stops being a finite number.
 
@@ -15,91 +16,19 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from .._validation import check_choice, check_float, check_int, check_random_state
+from .._training import DEVICES, TrainConfig, TrainResult, check_finite_loss, run_epochs
+from .._validation import check_choice, check_random_state
 
 logger = logging.getLogger(__name__)
 
-DEVICES = {"auto", "cpu", "cuda", "mps"}
 #: Torch threads for training and scoring. One: the models' tensors are small, and on a
 #: shared two-core machine two intra-op threads measured up to 60 times slower than one.
 N_THREADS = 1
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of the training loop (the model's own ones live on the model).
-
-    Attributes
-    ----------
-    n_epochs : int
-        Passes over the training data (the most, when early stopping is on).
-    lr : float
-        Adam's learning rate.
-    weight_decay : float
-        Adam's L2 penalty on every parameter.
-    patience : int or None
-        Stop after this many validations without improvement and restore the best
-        checkpoint; ``None`` trains for ``n_epochs`` and keeps the last weights.
-    eval_every : int
-        Validate every this many epochs.
-    higher_is_better : bool
-        Direction of the validation score (nDCG: True; RMSE or loss: False).
-    device : {"auto", "cpu", "cuda", "mps"}
-    random_state : int or None
-    verbose : bool
-        Show a progress bar over epochs with the loss and validation score.
-    """
-
-    n_epochs: int = 20
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int | None = None
-    eval_every: int = 1
-    higher_is_better: bool = True
-    device: str = "auto"
-    random_state: int | None = None
-    verbose: bool = False
-
-    def validate(self) -> "TrainConfig":
-        """Check every field; return ``self`` so the call chains."""
-        check_int("n_epochs", self.n_epochs, minimum=1)
-        check_float("lr", self.lr, strictly_positive=True)
-        check_float("weight_decay", self.weight_decay, minimum=0.0)
-        if self.patience is not None:
-            check_int("patience", self.patience, minimum=1)
-        check_int("eval_every", self.eval_every, minimum=1)
-        check_choice("device", self.device, DEVICES)
-        check_random_state(self.random_state)
-        return self
-
-
-@dataclass
-class TrainResult:
-    """What the loop learnt about the run.
-
-    Attributes
-    ----------
-    loss_history : list of float
-        Mean training loss of each epoch.
-    val_history : list of float
-        Validation score after each validation (empty without ``validate``).
-    best_epoch : int
-        1-based epoch whose weights the module holds at the end.
-    best_score : float or None
-    """
-
-    loss_history: list = field(default_factory=list)
-    val_history: list = field(default_factory=list)
-    best_epoch: int = 0
-    best_score: float | None = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -120,10 +49,29 @@ def resolve_device(device: str) -> torch.device:
 
 
 def seed_everything(random_state) -> np.random.Generator:
-    """Seed torch from ``random_state`` and return the NumPy generator for the batches."""
+    """Seed torch's *global* generator from ``random_state``; return a NumPy generator.
+
+    For scripts that want one seed for everything. reclib itself never calls it: fitting
+    uses :func:`scoped_seed`, which leaves the global state as it found it.
+    """
     rng = check_random_state(random_state)
     torch.manual_seed(int(rng.integers(2**63 - 1)))
     return rng
+
+
+@contextlib.contextmanager
+def scoped_seed(seed: int, device: torch.device | None = None):
+    """Run the block under torch's random state seeded with ``seed``, then restore it.
+
+    Weight initialisation and dropout inside the block are reproducible, and code outside
+    it sees the global random state exactly as before (``torch.random.fork_rng``).
+    """
+    devices = []
+    if device is not None and device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 @contextlib.contextmanager
@@ -173,7 +121,9 @@ def train_module(module: torch.nn.Module, batches: BatchSource,
         raise ValueError("patience is set but there is no validation data to stop on; "
                          "pass validate= or set patience=None")
     if rng is None:
-        rng = seed_everything(config.random_state)
+        rng = check_random_state(config.random_state)
+        with scoped_seed(int(rng.integers(2**63 - 1))), limited_threads():
+            return _loop(module, batches, loss_fn, config, validate, rng)
     with limited_threads():
         return _loop(module, batches, loss_fn, config, validate, rng)
 
@@ -181,49 +131,28 @@ def train_module(module: torch.nn.Module, batches: BatchSource,
 def _loop(module, batches, loss_fn, config, validate, rng) -> TrainResult:
     optimiser = torch.optim.Adam(module.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
-    result = TrainResult()
-    best_state, since_best = None, 0
-    sign = 1.0 if config.higher_is_better else -1.0
-    bar = tqdm(range(1, config.n_epochs + 1), disable=not config.verbose, desc="epochs")
-    for epoch in bar:
+
+    def run_epoch(epoch: int) -> float:
         module.train()
         total, count = 0.0, 0
         for batch in batches(rng):
             loss = loss_fn(module, batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"the training loss became {loss.item()} at epoch {epoch} (batch "
-                    f"{count + 1}) with lr == {config.lr}; the model diverged. Lower lr, "
-                    f"raise the regularisation, or check the inputs for NaN/inf")
+            value = loss.item()
+            check_finite_loss(value, epoch, count + 1, config.lr)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            total += loss.item()
+            total += value
             count += 1
-        result.loss_history.append(total / max(count, 1))
-        postfix = {"loss": f"{result.loss_history[-1]:.4f}"}
-        if validate is not None and (epoch % config.eval_every == 0 or epoch == config.n_epochs):
-            module.eval()
-            with torch.no_grad():
-                score = float(validate(module))
-            result.val_history.append(score)
-            postfix["val"] = f"{score:.4f}"
-            if result.best_score is None or sign * score > sign * result.best_score:
-                result.best_score, result.best_epoch, since_best = score, epoch, 0
-                best_state = copy.deepcopy(module.state_dict())
-            else:
-                since_best += 1
-            if config.patience is not None and since_best >= config.patience:
-                logger.info("early stop at epoch %d; best epoch %d (score %.4f)", epoch,
-                            result.best_epoch, result.best_score)
-                break
-        bar.set_postfix(postfix)
-    if config.patience is not None and best_state is not None:
-        module.load_state_dict(best_state)
-    else:
-        result.best_epoch = len(result.loss_history)
+        return total / max(count, 1)
+
+    def validated() -> float:
+        module.eval()
+        with torch.no_grad():
+            return validate(module)
+
+    result = run_epochs(config, run_epoch, None if validate is None else validated,
+                        snapshot=lambda: copy.deepcopy(module.state_dict()),
+                        restore=module.load_state_dict)
     module.eval()
-    if result.loss_history and not math.isfinite(result.loss_history[-1]):
-        raise FloatingPointError(f"the training loss is {result.loss_history[-1]} after epoch "
-                                 f"{len(result.loss_history)} with lr == {config.lr}")
     return result

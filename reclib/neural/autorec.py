@@ -39,22 +39,21 @@ from .estimator import NeuralRecommender
 
 
 class AutoRecModule(nn.Module):
-    """The autoencoder; ``inputs`` (items x users ratings) and ``mask`` are attached."""
+    """The autoencoder; the items x users rating matrix is an input of every call."""
 
     def __init__(self, n_users: int, n_hidden: int):
         super().__init__()
         self.encoder = nn.Linear(n_users, n_hidden)                  # V, mu
         self.decoder = nn.Linear(n_hidden, n_users)                  # W, b
-        self.inputs: torch.Tensor | None = None                      # (n_items, n_users)
-        self.mask: torch.Tensor | None = None
 
-    def forward(self, items: torch.Tensor) -> torch.Tensor:
-        hidden = torch.sigmoid(self.encoder(self.inputs[items]))    # (B, k)
+    def forward(self, items: torch.Tensor, ratings: torch.Tensor, mask=None) -> torch.Tensor:
+        """Reconstructed rating vectors of ``items``: (B, n_users) from ``ratings[items]``."""
+        hidden = torch.sigmoid(self.encoder(ratings[items]))        # (B, h)
         return self.decoder(hidden)                                  # (B, n_users)
 
-    def score_all(self, users: torch.Tensor) -> torch.Tensor:
-        everything = torch.arange(self.inputs.shape[0], device=self.inputs.device)
-        return self(everything)[:, users].T                          # (len(users), n_items)
+    def score_all(self, users: torch.Tensor, ratings: torch.Tensor, mask=None) -> torch.Tensor:
+        everything = torch.arange(ratings.shape[0], device=ratings.device)
+        return self(everything, ratings)[:, users].T                 # (len(users), n_items)
 
 
 class AutoRec(NeuralRecommender):
@@ -91,19 +90,24 @@ class AutoRec(NeuralRecommender):
     _rating_model = True
 
     def __init__(self, n_hidden: int = 500, reg: float = 100.0, n_epochs: int = 55,
-                 batch_size: int = 256, lr: float = 1e-3, patience: int | None = None,
-                 validation_fraction: float = 0.0, device: str = "auto", random_state=None,
-                 verbose: bool = False):
+                 batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
+                 patience: int | None = None, validation_fraction: float = 0.0,
+                 device: str = "auto", random_state=None, verbose: bool = False):
         self.n_hidden = n_hidden
         self.reg = reg
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.weight_decay = weight_decay
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+
+    def unknown_fallback(self) -> str:
+        return ("the item's mean training rating for an unknown user, the user's mean for an "
+                "unknown item, and the global mean when both are unknown")
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -127,14 +131,15 @@ class AutoRec(NeuralRecommender):
     def _inference_matrix(self) -> sp.csr_matrix:
         return self.ratings_
 
-    def _attach(self, module: nn.Module, X: sp.csr_matrix) -> None:
+    def _inputs(self, X: sp.csr_matrix, dtype: torch.dtype) -> tuple:
+        """The items x users rating matrix and its 0/1 mask of observed entries."""
         items_by_users = sp.csr_matrix(X.T)
-        dtype = self.dtype_of(module)
-        module.inputs = torch.from_numpy(items_by_users.toarray()).to(self._device, dtype)
+        ratings = torch.from_numpy(items_by_users.toarray()).to(self._device, dtype)
         observed = items_by_users.copy()
         observed.data[:] = 1.0
-        module.mask = torch.from_numpy(observed.toarray()).to(self._device, dtype)
+        mask = torch.from_numpy(observed.toarray()).to(self._device, dtype)
         self._n_observed = max(items_by_users.nnz, 1)
+        return ratings, mask
 
     def _batches(self, train: Interactions, rng: np.random.Generator):
         order = rng.permutation(self.n_items)
@@ -143,14 +148,15 @@ class AutoRec(NeuralRecommender):
 
     def _batch_loss(self, module: nn.Module, batch) -> torch.Tensor:
         (items,) = batch
-        error = (module(items) - module.inputs[items]) * module.mask[items]   # (B, n_users)
+        ratings, mask = self._context
+        error = (module(items, ratings) - ratings[items]) * mask[items]      # (B, n_users)
         scale = self.n_items / len(items)        # the batch estimates the sum over all items
         penalty = module.encoder.weight.pow(2).sum() + module.decoder.weight.pow(2).sum()
         return (scale * error.pow(2).sum() + 0.5 * self.reg * penalty) / self._n_observed
 
     def _validation_score(self, module, train: Interactions, valid: Interactions) -> float:
         everything = torch.arange(self.n_items, device=self._device)
-        outputs = module(everything).cpu().numpy()                   # (n_items, n_users)
+        outputs = module(everything, *self._context).cpu().numpy()   # (n_items, n_users)
         return rmse(valid.ratings, outputs[valid.items, valid.users])
 
     def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -162,6 +168,7 @@ class AutoRec(NeuralRecommender):
             uniq = np.unique(items[known])
             module = self._get_module()
             with torch.no_grad():
-                block = module(torch.from_numpy(uniq).to(self._device)).double().cpu().numpy()
+                block = module(torch.from_numpy(uniq).to(self._device),
+                               *self._context).double().cpu().numpy()
             out[known] = block[np.searchsorted(uniq, items[known]), users[known]]
         return out

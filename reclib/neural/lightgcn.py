@@ -104,7 +104,12 @@ def propagate_symmetric(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
 
 
 class LightGCNModule(nn.Module):
-    """Layer-0 embeddings plus the parameter-free propagation over ``adjacency``."""
+    """Layer-0 embeddings plus the parameter-free propagation over a graph given as input.
+
+    The normalised adjacency is an argument of every call (as in PyG's ``LightGCN``), so the
+    module holds parameters only: the same weights score on the training graph or on a graph
+    with new edges.
+    """
 
     def __init__(self, n_users: int, n_items: int, n_factors: int, n_layers: int,
                  std: float = 0.1):
@@ -112,24 +117,24 @@ class LightGCNModule(nn.Module):
         self.n_users, self.n_layers = n_users, n_layers
         self.embedding = nn.Embedding(n_users + n_items, n_factors)   # E^(0), users first
         nn.init.normal_(self.embedding.weight, std=std)
-        self.adjacency: torch.Tensor | None = None                   # set by the estimator
 
-    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def propagate(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Final user and item embeddings, ``(n_users, f)`` and ``(n_items, f)``."""
         layer = self.embedding.weight                                 # E^(0): (N, f)
         total = layer
         for _ in range(self.n_layers):
-            layer = propagate_symmetric(self.adjacency, layer)        # E^(k+1) = Ã E^(k)
+            layer = propagate_symmetric(adjacency, layer)             # E^(l+1) = Ã E^(l)
             total = total + layer
         final = total / (self.n_layers + 1)                           # mean over K + 1 layers
         return final[:self.n_users], final[self.n_users:]             # (n_users, f), (n_items, f)
 
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        user_emb, item_emb = self.propagate()
+    def forward(self, users: torch.Tensor, items: torch.Tensor,
+                adjacency: torch.Tensor) -> torch.Tensor:
+        user_emb, item_emb = self.propagate(adjacency)
         return (user_emb[users][:, None, :] * item_emb[items]).sum(-1)   # (B, c)
 
-    def score_all(self, users: torch.Tensor) -> torch.Tensor:
-        user_emb, item_emb = self.propagate()
+    def score_all(self, users: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+        user_emb, item_emb = self.propagate(adjacency)
         return user_emb[users] @ item_emb.T                          # (B, n_items)
 
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -193,17 +198,17 @@ class LightGCN(NeuralRecommender):
     def _build_module(self) -> nn.Module:
         return LightGCNModule(self.n_users, self.n_items, self.n_factors, self.n_layers)
 
-    def _attach(self, module: nn.Module, X: sp.csr_matrix) -> None:
+    def _inputs(self, X: sp.csr_matrix, dtype: torch.dtype) -> tuple:
         # Apple's MPS backend multiplies COO but not CSR tensors
         layout = "coo" if self._device.type == "mps" else "csr"
         adjacency = to_torch_sparse(normalized_adjacency(X), device=self._device, layout=layout)
-        module.adjacency = adjacency.to(self.dtype_of(module))
+        return (adjacency.to(dtype),)
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         """Final (layer-averaged) user and item embeddings of the fitted model."""
         module = self._get_module()
         with torch.no_grad():
-            users, items = module.propagate()
+            users, items = module.propagate(*self._context)
         return users.cpu().numpy(), items.cpu().numpy()
 
     def _item_vectors(self) -> np.ndarray:

@@ -123,11 +123,6 @@ class _NCFBase(NeuralRecommender):
         self.random_state = random_state
         self.verbose = verbose
 
-    def get_params(self) -> dict:
-        params = super().get_params()
-        params["layers"] = tuple(params["layers"])      # a list after a JSON round trip
-        return params
-
     def _validate_params(self) -> None:
         super()._validate_params()
         check_int("n_factors", self.n_factors, minimum=1)

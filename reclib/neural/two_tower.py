@@ -64,19 +64,22 @@ class TwoTowerModule(nn.Module):
         self.item_tower = _mlp(self.inputs.n_item_fields * n_factors, layers, out)
         self.temperature = temperature
 
-    def vectors(self, side: str) -> torch.Tensor:
-        """Unit vectors of every user (``side="user"``) or item: (n, out)."""
+    def vectors(self, side: str, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Unit vectors of ``rows`` of users (``side="user"``) or items: (*rows.shape, out).
+
+        Only the towers of the rows asked for run (every row when ``rows`` is None).
+        """
         tower = self.user_tower if side == "user" else self.item_tower
-        return F.normalize(tower(self.inputs.fields(side, self.embedding)), dim=-1)
+        return F.normalize(tower(self.inputs.fields(side, self.embedding, rows)), dim=-1)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         # users (B,), items (B, c) -> (B, c)
-        u = self.vectors("user")[users]                                   # (B, d)
-        v = self.vectors("item")[items]                                   # (B, c, d)
+        u = self.vectors("user", users)                                   # (B, d)
+        v = self.vectors("item", items)                                   # (B, c, d)
         return (v @ u[:, :, None]).squeeze(-1) / self.temperature
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
-        return self.vectors("user")[users] @ self.vectors("item").T / self.temperature
+        return self.vectors("user", users) @ self.vectors("item").T / self.temperature
 
 
 class TwoTower(FeatureInputs):
@@ -102,7 +105,7 @@ class TwoTower(FeatureInputs):
         Apply the log-Q correction (the point of Yi et al., 2019; off shows why it matters).
     features : "auto", None or list of str
         As for :class:`~reclib.neural.FM`.
-    n_epochs, batch_size, lr, weight_decay, random_state, device, verbose
+    n_epochs, batch_size, lr, weight_decay, patience, validation_fraction, random_state, device, verbose
         Training settings of :class:`~reclib.neural.NeuralRecommender`.
 
     Attributes
@@ -114,7 +117,8 @@ class TwoTower(FeatureInputs):
     def __init__(self, n_factors: int = 64, layers=[128], out: int = 64,
                  temperature: float = 0.1, log_q: bool = True, features="auto",
                  n_epochs: int = 20, batch_size: int = 512, lr: float = 2e-3,
-                 weight_decay: float = 0.0, random_state=None, device: str = "auto",
+                 weight_decay: float = 0.0, patience: int | None = None,
+                 validation_fraction: float = 0.0, random_state=None, device: str = "auto",
                  verbose: bool = False):
         self.n_factors = n_factors
         self.layers = layers
@@ -126,6 +130,8 @@ class TwoTower(FeatureInputs):
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
+        self.patience = patience
+        self.validation_fraction = validation_fraction
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
@@ -156,8 +162,8 @@ class TwoTower(FeatureInputs):
 
     def _batch_loss(self, module, batch) -> torch.Tensor:
         users, items, log_q = batch
-        u = module.vectors("user")[users]                                  # (B, d)
-        v = module.vectors("item")[items]                                  # (B, d)
+        u = module.vectors("user", users)                                  # (B, d)
+        v = module.vectors("item", items)                                  # (B, d)
         scores = u @ v.T                                                   # (B, B) cosines
         same = items[:, None] == items[None, :]
         same.fill_diagonal_(False)

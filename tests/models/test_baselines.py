@@ -141,7 +141,8 @@ def test_load_finds_the_class_by_module_path(tmp_path):
 
     path = Popularity().fit(reclib.Interactions.from_dataframe(planted_frame())).save(tmp_path / "p")
     with np.load(path, allow_pickle=False) as npz:
-        assert json.loads(str(npz["__meta__"]))["class"] == "reclib.models.baselines.Popularity"
+        header = json.loads(bytes(npz["__header__"]).decode())
+    assert header["class"] == "reclib.models.baselines.Popularity"
     assert isinstance(reclib.models.Recommender.load(path), Popularity)
     with pytest.raises(TypeError, match="not a BaselinePredictor"):
         BaselinePredictor.load(path)

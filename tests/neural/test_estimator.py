@@ -25,16 +25,16 @@ def test_save_load_round_trip_rebuilds_the_module(planted, tmp_path):
     model = GMF(**FAST).fit(planted)
     path = model.save(tmp_path / "gmf")
     loaded = Recommender.load(path)
-    assert isinstance(loaded, GMF) and loaded.state_keys_ == model.state_keys_
+    assert isinstance(loaded, GMF) and list(loaded.weights_) == list(model.weights_)
     np.testing.assert_allclose(loaded.score_block(np.arange(5)), model.score_block(np.arange(5)))
     with np.load(path, allow_pickle=False) as npz:
-        assert any(key.startswith("array:state_") for key in npz.files)
+        assert {f"weights/{key}" for key in model.weights_} <= set(npz.files)
 
 
 def test_state_is_plain_numpy_after_fit(planted):
     model = GMF(**FAST).fit(planted)
-    state = [getattr(model, f"state_{n}_") for n in range(len(model.state_keys_))]
-    assert all(isinstance(a, np.ndarray) for a in state)
+    assert list(model.weights_) == list(model._get_module().state_dict())
+    assert all(isinstance(a, np.ndarray) for a in model.weights_.values())
     assert len(model.loss_history_) == 3 and model.best_epoch_ == 3
 
 
@@ -71,8 +71,19 @@ def test_nan_inputs_surface_as_floating_point_error(planted):
 
 
 def test_a_module_without_build_is_an_error(planted):
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(TypeError, match="uses the setting 'n_epochs' but its constructor"):
         NeuralRecommender().fit(planted)
+
+    class NoModule(NeuralRecommender):
+        def __init__(self, n_epochs=1, batch_size=8, lr=0.01, weight_decay=0.0, patience=None,
+                     validation_fraction=0.0, device="cpu", random_state=0, verbose=False,
+                     loss="bpr", n_negatives=1, sampler="uniform"):
+            for name, value in locals().items():
+                if name != "self":
+                    setattr(self, name, value)
+
+    with pytest.raises(NotImplementedError):
+        NoModule().fit(planted)
 
 
 @pytest.mark.slow

@@ -54,6 +54,22 @@ def featured():
     return reclib.Interactions.from_dataframe(frame, user_features=users, item_features=items)
 
 
+def literal_deep_part(module, layout, v, u, i):
+    """DeepFM's MLP on [e_1; ...; e_F], with e_f = sum of v_j x_j over field f's slots."""
+    index, value, slot_field = layout.pair_inputs(np.array([u]), np.array([i]))
+    e = np.zeros((layout.n_fields, v.shape[1]))
+    for j, x, f in zip(index[0], value[0], slot_field):
+        e[f] += v[j] * x
+    user_fields = np.unique(layout.user_slot_field)
+    item_fields = np.unique(layout.item_slot_field)
+    W_u, b_u = module.first_user.weight.detach().numpy(), module.first_user.bias.detach().numpy()
+    W_i = module.first_item.weight.detach().numpy()
+    hidden = W_u @ e[user_fields].ravel() + b_u + W_i @ e[item_fields].ravel()
+    module.eval()
+    with torch.no_grad():
+        return module.deep(torch.as_tensor(hidden)[None]).item()
+
+
 @pytest.mark.parametrize("deep", [False, True])
 def test_module_matches_a_literal_fm_on_the_dense_vector(featured, deep):
     layout = build_layout(featured)
@@ -77,8 +93,9 @@ def test_module_matches_a_literal_fm_on_the_dense_vector(featured, deep):
             x = np.zeros(layout.n_features)
             np.add.at(x, index[0], value[0])
             expected = w0 + w @ x + double_sum(v, x)
-            if not deep:
-                assert got[b, c] == pytest.approx(expected, rel=1e-9)
+            if deep:   # the MLP reads every field embedding, the item's fields included
+                expected += literal_deep_part(module, layout, v, u, i)
+            assert got[b, c] == pytest.approx(expected, rel=1e-9)
     all_scores = module.score_all(torch.as_tensor(users)).detach().numpy()
     np.testing.assert_allclose(all_scores[np.arange(3)[:, None], items], got, rtol=1e-10)
 

@@ -42,10 +42,10 @@ def test_normalised_adjacency_equals_dense_formula(R):
 def test_sparse_propagation_equals_dense_reference(R, n_layers, layout):
     torch.manual_seed(n_layers)
     module = LightGCNModule(7, 5, n_factors=4, n_layers=n_layers).double()
-    module.adjacency = to_torch_sparse(normalized_adjacency(R), layout=layout).double()
-    assert module.adjacency.layout == {"csr": torch.sparse_csr, "coo": torch.sparse_coo}[layout]
+    adjacency = to_torch_sparse(normalized_adjacency(R), layout=layout).double()
+    assert adjacency.layout == {"csr": torch.sparse_csr, "coo": torch.sparse_coo}[layout]
     with torch.no_grad():
-        users, items = module.propagate()
+        users, items = module.propagate(adjacency)
     E = module.embedding.weight.detach().numpy()
     A_hat, layer, total = dense_normalised(R), E, E.copy()
     for _ in range(n_layers):
@@ -56,7 +56,7 @@ def test_sparse_propagation_equals_dense_reference(R, n_layers, layout):
     np.testing.assert_allclose(np.vstack([users.numpy(), items.numpy()]), expected, rtol=1e-6,
                                atol=1e-7)
     with torch.no_grad():
-        scores = module.score_all(torch.arange(7)).numpy()
+        scores = module.score_all(torch.arange(7), adjacency).numpy()
     np.testing.assert_allclose(scores, expected[:7] @ expected[7:].T, rtol=1e-6, atol=1e-9)
 
 

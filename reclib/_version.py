@@ -1,0 +1,3 @@
+"""The package version (one place, read by the package and the model file header)."""
+
+__version__ = "0.1.0"
