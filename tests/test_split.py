@@ -74,3 +74,20 @@ def test_temporal_split(ml100k):
     train, test = split.temporal_split(ml100k, ratio=0.8)
     assert len(train) == 80000
     assert train.timestamps.max() <= test.timestamps.min()
+
+
+def test_leave_last_out_against_a_literal_reference():
+    """Per user in time order, ties by file order: last -> test, second-to-last -> validation."""
+    df = pd.DataFrame({"user_id": ["a", "a", "a", "a", "b", "b", "b", "c", "c"],
+                       "item_id": [1, 2, 3, 4, 1, 2, 3, 1, 2],
+                       "rating": 1.0,
+                       "timestamp": [5, 1, 5, 3, 2, 2, 2, 9, 8]})
+    # a: times 1(2) 3(4) 5(1) 5(3) -> order 2, 4, 1, 3 (the tie at 5 keeps file order)
+    # b: all tied -> file order 1, 2, 3;  c: 8(2) 9(1) -> order 2, 1 (too short for three parts)
+    train, valid, test = reclib.split.leave_last_out(df, validation=True)
+    pairs = lambda part: sorted(zip(part.to_dataframe()["user_id"], part.to_dataframe()["item_id"]))
+    assert pairs(test) == [("a", 3), ("b", 3)]
+    assert pairs(valid) == [("a", 1), ("b", 2)]
+    assert pairs(train) == [("a", 2), ("a", 4), ("b", 1), ("c", 1), ("c", 2)]
+    train, test = reclib.split.leave_last_out(df)
+    assert pairs(test) == [("a", 3), ("b", 3), ("c", 1)]

@@ -25,16 +25,25 @@ from .metrics import RANKING_METRICS, mae, ranking_metrics, rmse
 
 
 class RatingResult(dict):
-    """The dict of rating metrics, plus :attr:`fallback`: how pairs with unknown ids were scored.
+    """``{"rmse": ..., "mae": ...}``, plus what happened to the pairs with unknown ids.
 
     Attributes
     ----------
+    n_pairs : int
+        Test pairs scored.
+    n_unknown_pairs : int
+        Pairs whose user or item training never saw.
     fallback : str or None
-        What the model predicted for the ``n_unknown_pairs`` pairs whose user or item training
-        never saw (``None`` when there were none).
+        How the model predicted those pairs (``None`` when there were none).
     """
 
+    n_pairs: int = 0
+    n_unknown_pairs: int = 0
     fallback: str | None = None
+
+    def __repr__(self) -> str:
+        note = f"; {self.fallback}" if self.fallback else ""
+        return f"{dict.__repr__(self)} ({self.n_pairs} pairs{note})"
 
 
 def evaluate_ratings(model: Recommender, test: Interactions, clip: bool = True,
@@ -61,8 +70,8 @@ def evaluate_ratings(model: Recommender, test: Interactions, clip: bool = True,
     Returns
     -------
     RatingResult
-        ``{"rmse", "mae", "n_pairs", "n_unknown_pairs"}``; its ``fallback`` attribute says
-        how the unknown pairs were predicted.
+        ``{"rmse", "mae"}``; its attributes ``n_pairs``, ``n_unknown_pairs`` and ``fallback``
+        say how many pairs had unknown ids and how they were predicted.
     """
     _check_model(model)
     if not isinstance(test, Interactions):
@@ -84,8 +93,8 @@ def evaluate_ratings(model: Recommender, test: Interactions, clip: bool = True,
                          f"allow_unknown=True to predict them from what the model knows, or "
                          f"evaluate test.known()")
     y_hat = model.predict_indices(test.users, test.items, clip=clip)
-    result = RatingResult(rmse=rmse(test.ratings, y_hat), mae=mae(test.ratings, y_hat),
-                          n_pairs=int(test.n_interactions), n_unknown_pairs=n_unknown)
+    result = RatingResult(rmse=rmse(test.ratings, y_hat), mae=mae(test.ratings, y_hat))
+    result.n_pairs, result.n_unknown_pairs = int(test.n_interactions), n_unknown
     if n_unknown:
         result.fallback = (f"{n_unknown} of {test.n_interactions} pairs have a user or item "
                            f"unknown to training ({test.n_unknown_users} users, "
