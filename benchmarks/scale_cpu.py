@@ -33,6 +33,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads OpenBLAS
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
@@ -66,8 +67,27 @@ def make_data(n: int, path: Path) -> dict:
             "users_seen": int(df.user_id.nunique()), "items_seen": int(df.item_id.nunique())}
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
+def _status_mb(key: str) -> float:
+    """``VmHWM`` (peak) or ``VmRSS`` (now) of this process in MB, from /proc/self/status.
+
+    Not ``ru_maxrss``: on Linux that survives ``exec`` and so would start at the resident size
+    of the driver the worker was forked from."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _reset_peak() -> bool:
+    """Reset ``VmHWM`` to the present size (Linux >= 4.0), so the next peak is the fit's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------- one fit, in a subprocess
@@ -158,6 +178,8 @@ def _surprise_fit(task, users, items, ratings, n_users, n_items, tiny):
 
 
 def worker(task: str, library: str, path: str) -> None:
+    if os.environ.get("SCALE_CPU_ONE_EPOCH") == "1":     # --memory: allocations, not time
+        ALS["iterations"] = BPR["epochs"] = SVD["epochs"] = 1
     arr = np.load(path)
     users, items, ratings = arr[0], arr[1], arr[2].view(np.float32)
     del arr
@@ -170,18 +192,24 @@ def worker(task: str, library: str, path: str) -> None:
     build = {"reclib": _reclib_fit, "implicit": _implicit_fit, "surprise": _surprise_fit}[library]
     model, data, threads = build(task, users, items, ratings, n_users, n_items, tiny)
     del users, items, ratings
-    rss_before = _rss_mb()
+    gc.collect()
+    rss_before = _status_mb("VmRSS")
+    setup_peak = _status_mb("VmHWM")
+    reset = _reset_peak()
     start = time.perf_counter()
     model.fit(data)
     seconds = time.perf_counter() - start
+    fit_peak = _status_mb("VmHWM")
     print(json.dumps({"fit_s": seconds, "rss_before_fit_mb": rss_before,
-                      "peak_rss_mb": _rss_mb(), "threads": threads}))
+                      "fit_peak_rss_mb": fit_peak if reset else None,
+                      "peak_rss_mb": max(fit_peak, setup_peak), "threads": threads}))
 
 
 # ---------------------------------------------------------------- driver
-def run_one(task, library, path, timeout=3600) -> dict:
+def run_one(task, library, path, timeout=3600, one_epoch=False) -> dict:
+    env = dict(os.environ, SCALE_CPU_ONE_EPOCH="1" if one_epoch else "0")
     out = subprocess.run([sys.executable, __file__, "--worker", task, library, str(path)],
-                         capture_output=True, text=True, timeout=timeout)
+                         capture_output=True, text=True, timeout=timeout, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"{library} {task} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -220,9 +248,9 @@ def markdown(payload: dict) -> str:
         "measured back to back in the same run).", "",
         f"Data: synthetic power-law pairs, n_users = N/20, n_items = N/50. Settings: ALS "
         f"{ALS}; BPR {BPR}; SVD {SVD}.", "",
-        "| model | N | fit s | runs | threads | peak RSS MB | RSS before fit MB | "
-        "fit time / peer | peak RSS / peer |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | N | fit s | runs | threads | peak RSS MB | peak RSS in fit MB | "
+        "RSS before fit MB | fit time / peer | peak RSS / peer | peak in fit / peer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     order = {t: k for k, t in enumerate(("als", "bpr", "mf"))}
     rows = sorted(payload["rows"], key=lambda r: (order[r["task"]], r["n_interactions"],
@@ -231,13 +259,56 @@ def markdown(payload: dict) -> str:
         ratio = "" if r["time_ratio"] is None else f"{r['time_ratio']:.2f}x"
         mem = "" if r["rss_ratio"] is None else f"{r['rss_ratio']:.2f}x"
         runs = ", ".join(f"{s:.2f}" for s in r["runs_s"])
+        fit_peak = f"{r['fit_peak_rss_mb']:.0f}" if r.get("fit_peak_rss_mb") else ""
+        fit_mem = f"{r['fit_rss_ratio']:.2f}x" if r.get("fit_rss_ratio") else ""
+        mark = "" if r.get("rss_source") or not payload.get("memory_command") else " (a)"
         lines.append(f"| {r['label']} | {r['size']} | {r['fit_s']:.2f} | {runs} | "
-                     f"{r['threads']} | {r['peak_rss_mb']:.0f} | {r['rss_before_fit_mb']:.0f} | "
-                     f"{ratio} | {mem} |")
-    lines += ["", "Fit s is the median of the runs listed; peak RSS is the subprocess's "
-              "high-water mark (data, library and fit), the largest over its runs. "
+                     f"{r['threads']} | {r['peak_rss_mb']:.0f}{mark} | {fit_peak} | "
+                     f"{r['rss_before_fit_mb']:.0f} | {ratio} | {mem} | {fit_mem} |")
+    lines += ["", "Fit s is the median of the runs listed. Peak RSS is the subprocess's "
+              "high-water mark (library, data and fit); peak RSS in fit is the high-water mark "
+              "from the start of `fit` on (reset through /proc/self/clear_refs), so it counts "
+              "the data the fit is handed plus what the fit allocates. "
               "Ratios are reclib over its peer in the row below it."]
+    if payload.get("memory_command"):
+        lines += ["", f"The memory columns come from a second pass, `{payload['memory_command']}` "
+                  "(one sweep or epoch per fit: a fit allocates its arrays once, so the peak does "
+                  "not grow with sweeps), load average before "
+                  f"{payload['memory_load_before']}, after {payload['memory_load_after']}. "
+                  "(a): not re-measured there; taken with `ru_maxrss` in the timing run, which on "
+                  "Linux also counts the driver the worker was forked from, so it is a floor "
+                  "near the driver's size, not the fit's."]
     return "\n".join(lines) + "\n"
+
+
+def memory_pass(sizes, tasks, quick, argv) -> None:
+    from _results import RESULTS, write_results
+
+    stem = "scale_cpu_quick" if quick else "scale_cpu"
+    payload = json.loads((RESULTS / f"{stem}.json").read_text())
+    payload["memory_command"] = "python " + " ".join([Path(__file__).name] + (argv or sys.argv[1:]))
+    payload["memory_load_before"] = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            path = Path(tmp) / f"{size}.npy"
+            make_data(SIZES[size], path)
+            for task in tasks:
+                rows = {r["library"]: r for r in payload["rows"]
+                        if r["task"] == task and r["size"] == size}
+                if not rows:
+                    continue
+                for lib, row in rows.items():
+                    m = run_one(task, lib, path, one_epoch=True)
+                    print(size, task, lib, m, flush=True)
+                    row.update(peak_rss_mb=m["peak_rss_mb"], rss_before_fit_mb=m["rss_before_fit_mb"],
+                               fit_peak_rss_mb=m["fit_peak_rss_mb"], rss_source="memory pass")
+                mine = rows["reclib"]
+                peer = next(r for lib, r in rows.items() if lib != "reclib")
+                mine["rss_ratio"] = mine["peak_rss_mb"] / peer["peak_rss_mb"]
+                mine["fit_rss_ratio"] = (mine["fit_peak_rss_mb"] / peer["fit_peak_rss_mb"]
+                                         if peer.get("fit_peak_rss_mb") else None)
+    payload["memory_load_after"] = [round(x, 2) for x in os.getloadavg()]
+    write_results("scale_cpu", payload, markdown(payload), quick)
 
 
 def main(argv=None) -> None:
@@ -247,6 +318,10 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="sizes 20k,100k, one run each")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tasks", default="als,bpr,mf")
+    parser.add_argument("--memory", action="store_true",
+                        help="re-measure only the memory columns, with one sweep or epoch per "
+                             "fit (the arrays a fit allocates do not grow with sweeps), and "
+                             "merge them into the existing results file")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -260,6 +335,8 @@ def main(argv=None) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _results import write_results
 
+    if args.memory:
+        return memory_pass(sizes, tasks, args.quick, argv)
     payload = {"command": "python " + " ".join([Path(__file__).name] + (argv or sys.argv[1:])),
                "machine": machine(), "load_before": [round(x, 2) for x in os.getloadavg()],
                "settings": {"als": ALS, "bpr": BPR, "mf": SVD}, "data": {}, "rows": []}
@@ -290,12 +367,15 @@ def main(argv=None) -> None:
                        "fit_s": statistics.median(r["fit_s"] for r in rs),
                        "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
                        "rss_before_fit_mb": max(r["rss_before_fit_mb"] for r in rs),
+                       "fit_peak_rss_mb": max((r.get("fit_peak_rss_mb") or 0.0) for r in rs),
                        "threads": rs[0]["threads"], "time_ratio": None, "rss_ratio": None}
                 base[lib] = row
                 payload["rows"].append(row)
             mine, peer = base["reclib"], base[pair[1][1]]
             mine["time_ratio"] = mine["fit_s"] / peer["fit_s"]
             mine["rss_ratio"] = mine["peak_rss_mb"] / peer["peak_rss_mb"]
+            mine["fit_rss_ratio"] = (mine["fit_peak_rss_mb"] / peer["fit_peak_rss_mb"]
+                                     if peer["fit_peak_rss_mb"] else None)
             payload["load_after"] = [round(x, 2) for x in os.getloadavg()]
             payload["complete"] = (task, size) == plan[-1]
             write_results("scale_cpu", payload, markdown(payload), args.quick)

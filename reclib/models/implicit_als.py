@@ -140,11 +140,13 @@ class ImplicitALS(Recommender):
 
     def confidence_matrix(self, X: sp.csr_matrix) -> sp.csr_matrix:
         """:math:`C - 1` on the observed entries of ``X`` (so :math:`c_{ui} = 1 +` stored value)."""
-        values = np.ones_like(X.data) if self.binary else X.data
-        if self.confidence == "linear":
-            extra = self.alpha * values
+        if self.binary:      # one float32 constant: no temporaries of the size of X
+            extra = np.full(X.nnz, self.alpha if self.confidence == "linear"
+                            else self.alpha * np.log1p(1.0 / self.epsilon), dtype=np.float32)
+        elif self.confidence == "linear":
+            extra = self.alpha * X.data
         else:
-            extra = self.alpha * np.log1p(values / self.epsilon)
+            extra = self.alpha * np.log1p(X.data / self.epsilon)
         if np.any(extra < 0):
             raise ValueError("confidence must not fall below 1: ratings are negative; use "
                              "binary=True or non-negative ratings")
