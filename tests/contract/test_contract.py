@@ -44,6 +44,10 @@ FAST_PARAMS = {
     "AutoRec": {"n_hidden": 16, "n_epochs": 30, "batch_size": 16, "lr": 0.03, "reg": 0.1,
                 "device": "cpu"},
     "ContentBased": {"min_df": 1},
+    "SASRec": {"n_factors": 16, "n_layers": 1, "max_len": 20, "n_epochs": 5, "lr": 0.01,
+               "device": "cpu"},
+    "GRU4Rec": {"n_factors": 16, "hidden_size": 16, "max_len": 20, "n_epochs": 5, "lr": 0.01,
+                "device": "cpu"},
     "FM": {"n_factors": 8, "n_epochs": 20, "batch_size": 128, "lr": 0.03, "reg": 0.1,
            "device": "cpu"},
     "DeepFM": {"n_factors": 8, "layers": [16], "n_epochs": 20, "batch_size": 128, "lr": 0.03,
@@ -229,6 +233,9 @@ class TestContract:
     def test_planted_preferences_are_recovered(self, cls, data, fitted):
         if cls.__name__ in NON_PERSONALISED:
             pytest.skip("the same list for every user: nothing personal to recover")
+        if _is_sequential(cls):
+            pytest.skip("a next-item model learns order, and the planted data have none (their "
+                        "timestamps are random); tests/neural/test_sasrec.py plants an order")
         items, _ = fitted[cls.__name__].recommend(data.user_ids, k=3)
         share = np.mean([own_half(u, i) for u, row in zip(data.user_ids, items) for i in row])
         assert share >= 0.8, f"only {share:.0%} of the top-3 items are in the user's own half"
