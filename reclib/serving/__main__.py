@@ -87,6 +87,13 @@ def main(argv=None) -> int:
     from .store import StoreError
 
     try:
+        # One request is one small solve or search: BLAS threads would only contend for the
+        # cores the event loop and the clients need.
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    try:
         service = build_service(args)
     except StoreError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -29,7 +29,7 @@ One uncompressed ``.npz`` file, read with ``allow_pickle=False``. It holds the a
 ``user_ids``, ``item_ids``, ``user_vectors`` (n_users, d, float32), ``item_vectors``
 (n_items, d, float32), ``seen_indptr``, ``seen_indices``, ``seen_data`` (the training
 interactions as CSR, users x items), ``popularity`` (n_items,) and optionally
-``item_titles``; and ``__header__``, a JSON string::
+``item_titles``; and ``__serving_header__``, a JSON string (a different key from the model files of :mod:`reclib.core`, so the two are never confused)::
 
     {"format": "reclib-serving-store", "version": 1, "model": "reclib.models...",
      "foldin": {...} or null, "arrays": {name: {"dtype": ..., "shape": [...],
@@ -137,7 +137,7 @@ class ModelStore:
                                     "sha256": _digest(a)} for name, a in arrays.items()}}
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as fh:
-            np.savez(fh, __header__=np.array(json.dumps(header)), **arrays)
+            np.savez(fh, __serving_header__=np.array(json.dumps(header)), **arrays)
         tmp.replace(path)
         return path
 
@@ -145,7 +145,7 @@ class ModelStore:
     def load(cls, path) -> "ModelStore":
         """Read and check a store file (see the module docstring); never unpickles."""
         path = Path(path)
-        arrays, header = _read_npz(path, "__header__")
+        arrays, header = _read_npz(path, "__serving_header__")
         if header.get("format") != FORMAT_NAME:
             raise StoreError(f"{path}: not a serving store (format {header.get('format')!r})")
         if header.get("version") != FORMAT_VERSION:
@@ -177,7 +177,7 @@ class ModelStore:
                    header.get("model", "arrays"), arrays.get("item_titles"), source=str(path))
 
 
-def export_model(model, item_titles=None) -> ModelStore:
+def export_model(model, item_titles=None, train=None) -> ModelStore:
     """A :class:`ModelStore` from a fitted recommender (see the module docstring for which).
 
     Parameters
@@ -186,6 +186,10 @@ def export_model(model, item_titles=None) -> ModelStore:
         A fitted ImplicitALS, BPR or TwoTower.
     item_titles : mapping or pandas.Series, optional
         Raw item id -> title, shown by the web page; items without one get ``""``.
+    train : Interactions, optional
+        The training data. Needed for an ImplicitALS fitted with ``binary=False``: its
+        ``seen_`` matrix marks which items a user has but not the values :math:`r_{ui}` the
+        confidences were computed from, and a fold-in needs those.
     """
     name = f"{type(model).__module__}.{type(model).__qualname__}"
     if not hasattr(model, "user_ids_"):
@@ -196,6 +200,15 @@ def export_model(model, item_titles=None) -> ModelStore:
     if type(model).__name__ == "ImplicitALS" and "user_factors_" in attrs:
         users, items = model.user_factors_, model.item_factors_
         foldin = {key: getattr(model, key) for key in sorted(_FOLDIN_KEYS)}
+        if not model.binary:
+            if train is None:
+                raise StoreError("ImplicitALS with binary=False folds users in from the stored "
+                                 "values r_ui, which the model does not keep; pass "
+                                 "train=<the Interactions it was fitted on>")
+            values = sp.csr_matrix(train.to_csr(binary=False))
+            if values.shape != seen.shape:
+                raise StoreError(f"train has shape {values.shape}, the model {seen.shape}")
+            seen = values
     elif "item_bias_" in attrs and "user_factors_" in attrs:            # BPR
         users = np.hstack([model.user_factors_, np.ones((len(model.user_ids_), 1))])
         items = np.hstack([model.item_factors_, np.asarray(model.item_bias_)[:, None]])
@@ -226,7 +239,7 @@ def load_any(path, item_titles=None) -> ModelStore:
             names = zf.namelist()
     except (zipfile.BadZipFile, OSError) as err:
         raise StoreError(f"{path}: not a readable .npz file ({err}); it may be truncated") from None
-    if "__header__.npy" in names:
+    if "__serving_header__.npy" in names:
         return ModelStore.load(path)
     from ..models.base import Recommender
     try:

@@ -1,0 +1,147 @@
+"""The real server, started as a subprocess on a loopback port."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import sqlite3
+import subprocess
+import sys
+
+from conftest import Server
+
+
+def test_help_names_the_options_and_the_environment():
+    out = subprocess.run([sys.executable, "-m", "reclib.serving", "--help"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0
+    for word in ("--model", "--port", "--index", "--ef-search", "--event-log",
+                 "RECLIB_SERVING_MODEL"):
+        assert word in out.stdout
+
+
+def test_a_corrupt_model_is_a_clear_start_error(tmp_path):
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    out = subprocess.run([sys.executable, "-m", "reclib.serving", "--model", str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "broken.npz" in out.stderr
+
+
+def test_recommend_events_similar_health_metrics(server):
+    status, body = server.post("/recommend", {"user_id": 1, "k": 5})
+    assert status == 200 and body["source"] == "model" and len(body["items"]) == 5
+    assert body["titles"][0].startswith("Film ")
+    top = body["items"][0]
+    status, ack = server.post("/events", {"events": [{"user_id": 1, "item_id": top}]})
+    assert status == 200 and ack["accepted"] == 1 and ack["durable"]
+    assert ack["foldin_ms"] < 5.0
+    # the very next request reflects the event: the clicked item is now seen
+    status, again = server.post("/recommend", {"user_id": 1, "k": 5})
+    assert top not in again["items"] and again["items"] != body["items"]
+    status, sim = server.get(f"/items/{top}/similar?k=3")
+    assert status == 200 and len(sim["items"]) == 3 and top not in sim["items"]
+    status, health = server.get("/health")
+    assert health["status"] == "ok" and health["events"] == 1 and health["foldin"]
+    status, text = server.get("/metrics")
+    assert 'reclib_requests_total{method="POST",route="/recommend",status="200"} 2' in text
+    assert "reclib_events_total 1" in text
+    assert 'reclib_request_seconds_bucket{route="/recommend",le="+Inf"} 2' in text
+
+
+def test_unknown_user_gets_popularity_then_personal(server):
+    status, first = server.post("/recommend", {"user_id": "someone-new", "k": 5})
+    assert status == 200 and first["source"] == "popularity"
+    server.post("/events", {"events": [{"user_id": "someone-new", "item_id": first["items"][0]}]})
+    status, after = server.post("/recommend", {"user_id": "someone-new", "k": 5})
+    assert after["source"] == "model" and first["items"][0] not in after["items"]
+
+
+def test_candidate_filter(server):
+    status, body = server.post("/recommend", {"user_id": 2, "k": 2, "exclude_seen": False,
+                                             "candidates": [100, 101, 102]})
+    assert status == 200 and set(body["items"]) <= {100, 101, 102}
+
+
+def test_bad_requests_are_4xx_with_the_problem_named(server):
+    cases = [({"user_id": 1, "k": 0}, "k"), ({"user_id": 1, "k": "10"}, "k"),
+             ({"user_id": 1, "colour": "red"}, "colour"), ({"k": 3}, "user_id"),
+             ({"user_id": 1, "k": 39}, "eligible"),
+             ({"user_id": 1, "candidates": [999999]}, "999999")]
+    for body, word in cases:
+        status, answer = server.post("/recommend", body)
+        assert 400 <= status < 500 and word in str(answer), (body, status, answer)
+    status, answer = server.post("/recommend", raw=b'{"user_id": 1,')
+    assert status == 422 and "JSON" in str(answer)
+    status, answer = server.post("/events", {"events": [{"user_id": 1, "item_id": 424242}]})
+    assert status == 422 and "424242" in str(answer)
+    big = {"events": [{"user_id": 1, "item_id": 100}] * 1001}
+    status, answer = server.post("/events", big)
+    assert status == 422 and "events" in str(answer)
+    status, answer = server.post("/events", {"events": [{"user_id": 1, "item_id": 100,
+                                                         "weight": -1}]})
+    assert status == 422 and "weight" in str(answer)
+    status, answer = server.get("/items/424242/similar")
+    assert status == 404 and "424242" in str(answer)
+
+
+def test_concurrent_events_are_all_logged(server, tmp_path):
+    def send(n):
+        return server.post("/events", {"events": [{"user_id": f"c{n % 7}", "item_id": 100 + n % 40}]})
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(send, range(200)))
+    assert all(status == 200 for status, _ in results)
+    seqs = sorted(s for _, body in results for s in body["seq"])
+    assert len(set(seqs)) == 200
+    status, health = server.get("/health")
+    assert health["events"] == 200
+
+
+def test_kill_9_loses_no_acknowledged_event(store_path, tmp_path):
+    log = tmp_path / "durable.sqlite"
+    srv = Server(store_path, log)
+    acked = []
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(srv.post, "/events",
+                                   {"events": [{"user_id": "k9", "item_id": 100 + n % 20},
+                                               {"user_id": n, "item_id": 120 + n % 20}]})
+                       for n in range(1, 61)]
+            for fut in futures[:40]:
+                status, body = fut.result()
+                assert status == 200
+                acked += body["seq"]
+            srv.kill9()                         # while the last requests may be in flight
+            for fut in futures[40:]:
+                try:
+                    status, body = fut.result()
+                    if status == 200:
+                        acked += body["seq"]
+                except OSError:
+                    pass
+    finally:
+        srv.stop()
+    with sqlite3.connect(log) as conn:
+        logged = {row[0] for row in conn.execute("SELECT seq FROM events")}
+    assert set(acked) <= logged and len(acked) >= 80
+    restarted = Server(store_path, log)
+    try:
+        status, health = restarted.get("/health")
+        assert health["replayed"] == len(logged)
+        # the replayed events are in the user's state again: those items are excluded
+        status, body = restarted.post("/recommend", {"user_id": "k9", "k": 5})
+        assert body["source"] == "model"
+        status, full = restarted.post("/recommend", {"user_id": "k9", "k": 20,
+                                                     "exclude_seen": True})
+        assert not set(full["items"]) & set(range(100, 120))
+    finally:
+        restarted.stop()
+
+
+def test_hnsw_server_with_an_index_file(make_server, store_path, tmp_path):
+    srv = make_server(store_path, tmp_path / "e.sqlite", "--index", "hnsw", "--ef-search", "64",
+                      "--index-file", str(tmp_path / "hnsw.faiss"))
+    status, health = srv.get("/health")
+    assert health["index"]["kind"] == "hnsw"
+    status, body = srv.post("/recommend", {"user_id": 3, "k": 10})
+    assert status == 200 and len(body["items"]) == 10
+    assert (tmp_path / "hnsw.faiss").is_file()
