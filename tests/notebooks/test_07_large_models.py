@@ -28,7 +28,7 @@ def metrics(payload):
 
 def test_short_sasrec_run_learns(metrics, payload):
     # most popular scores 0.045 on this protocol; two epochs already beat it
-    floor = 0.035 if payload["quick"] else 0.08
+    floor = 0.035 if payload["quick"] else 0.06
     assert metrics["sasrec_here_ndcg@10"] > floor, metrics["sasrec_here_ndcg@10"]
 
 
