@@ -270,6 +270,8 @@ def markdown(payload: dict) -> str:
               "from the start of `fit` on (reset through /proc/self/clear_refs), so it counts "
               "the data the fit is handed plus what the fit allocates. "
               "Ratios are reclib over its peer in the row below it."]
+    if payload.get("not_run"):
+        lines += ["", f"Not measured: {payload['not_run']}."]
     if payload.get("memory_command"):
         lines += ["", f"The memory columns come from a second pass, `{payload['memory_command']}` "
                   "(one sweep or epoch per fit: a fit allocates its arrays once, so the peak does "
