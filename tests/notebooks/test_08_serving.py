@@ -1,0 +1,34 @@
+"""Headline facts recorded by notebooks/08_serving.ipynb (quick mode and the full run)."""
+
+import json
+
+import pytest
+
+import reclib
+
+PATH = reclib.notebook.metrics_dir() / "08_serving.json"
+
+
+@pytest.fixture(scope="module")
+def payload():
+    if not PATH.exists():
+        pytest.fail(f"{PATH} is missing: execute notebooks/08_serving.ipynb first")
+    return json.loads(PATH.read_text())["metrics"]
+
+
+def test_ann_recall_rises_with_its_parameter_and_gets_high(payload):
+    for key in ("hnsw_recall", "ivf_recall"):
+        curve = [payload[key][v] for v in sorted(payload[key], key=int)]
+        assert all(b >= a - 1e-9 for a, b in zip(curve, curve[1:])), (key, curve)
+        assert curve[-1] > 0.95, (key, curve)
+
+
+def test_a_click_changes_the_next_list(payload):
+    # the page says the clicked item leaves the list and fold-in takes well under 5 ms
+    assert payload["changed"] and payload["clicked_gone"]
+    assert payload["foldin_ms"] < 5.0
+    assert payload["new_user_source"] == "model"
+
+
+def test_load_test_ran_without_errors(payload):
+    assert payload["load_errors"] == 0 and payload["load_requests"] > 100
