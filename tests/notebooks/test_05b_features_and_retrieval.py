@@ -35,3 +35,12 @@ def test_two_tower_twins_agree(payload):
     floor = 0.35 if payload["quick"] else 0.4
     assert ndcg["PyTorch"] > floor and ndcg["TensorFlow"] > floor, ndcg
     assert ndcg["TensorFlow"] == pytest.approx(ndcg["PyTorch"], abs=0.04), ndcg
+
+
+def test_seed_spreads_and_thin_ids(payload):
+    m = payload["metrics"]
+    for table in (m["ndcg@10_sd"], m["two_tower_sd"]):
+        for name, sd in table.items():
+            assert 0.0 <= sd < 0.03, (name, sd)
+    # the page says some catalogue items are never trained on (and never scored) and many are rare
+    assert m["unseen_items"] > 0 and m["unseen_test_rows"] == 0 and m["rare_items"] > 50, m
