@@ -2,8 +2,8 @@ r"""Indexes over item vectors behind one interface: exact search and faiss HNSW 
 
 Every index answers maximum inner product search: for a query :math:`x` it returns the
 :math:`k` items with the largest :math:`\langle x, y_i \rangle` that are not excluded,
-best first. :class:`ExactIndex` computes every score (a blocked matrix product, then an exact
-top-k, ties to the lower item index); the faiss indexes visit a fraction of the items and may
+best first. :class:`ExactIndex` computes every score (a blocked matrix product, then the exact
+top-k of :func:`reclib.core.topk`, ties to the lower item index); the faiss indexes visit a fraction of the items and may
 miss some of the true top :math:`k`, which is why their recall against the exact index is
 measured (``benchmarks/serving.py``), never assumed.
 
@@ -32,13 +32,17 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_int
+from ..core import topk
 
 #: Scores computed at once by the exact index: (queries x items) cells per block.
 _BLOCK_CELLS = 1 << 22
 
 
 def exact_topk(scores: np.ndarray, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest scores of each row, best first, ties to the lower column index.
+    """The ``k`` largest scores of each row, best first, through :func:`reclib.core.topk`.
+
+    Ties go to the lower column index (the core's one tie rule); NaN raises; a row with fewer
+    than ``k`` eligible columns raises.
 
     Parameters
     ----------
@@ -52,33 +56,21 @@ def exact_topk(scores: np.ndarray, k: int, exclude=None) -> tuple[np.ndarray, np
     indices : int64 array of shape (n_rows, k)
     values : array of shape (n_rows, k)
     """
-    scores = np.array(scores, dtype=np.float32, copy=True)
-    if np.isnan(scores).any():
-        raise ValueError("scores hold NaN; the item or query vectors are not finite")
-    n_rows, n_cols = scores.shape
-    allowed = np.full(n_rows, n_cols)
-    if exclude is not None:
-        for row, cols in enumerate(exclude):
-            if len(cols):
-                scores[row, cols] = -np.inf
-                allowed[row] -= len(np.unique(cols))
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-D, got shape {scores.shape}")
     k = check_int("k", k, minimum=1)
-    if n_rows and allowed.min() < k:
-        raise ValueError(f"k == {k} but a row has only {allowed.min()} eligible items")
-    idx = np.empty((n_rows, k), dtype=np.int64)
-    vals = np.empty((n_rows, k), dtype=np.float32)
-    for row in range(n_rows):
-        s = scores[row]
-        part = np.argpartition(-s, k - 1)[:k] if k < n_cols else np.arange(n_cols)
-        threshold = s[part].min()
-        # the lowest-index items among those tied at the k-th place win (the tie rule)
-        above = np.flatnonzero(s > threshold)
-        tied = np.flatnonzero(s == threshold)[:k - len(above)]
-        chosen = np.concatenate([above, tied])
-        if exclude is not None and len(exclude[row]):
-            chosen = chosen[~np.isin(chosen, exclude[row])]      # -inf ties with excluded
-        order = np.lexsort((chosen, -s[chosen]))
-        idx[row], vals[row] = chosen[order], s[chosen[order]]
+    if exclude is None:
+        return topk(scores, k, source="the item and query vectors")
+    if len(exclude) != len(scores):
+        raise ValueError(f"exclude has {len(exclude)} rows for {len(scores)} score rows")
+    idx = np.empty((len(scores), k), dtype=np.int64)
+    vals = np.empty((len(scores), k), dtype=scores.dtype)
+    for row, cols in enumerate(exclude):
+        cols = np.asarray(cols, dtype=np.int64)
+        idx[row], vals[row] = (a[0] for a in topk(scores[row:row + 1], k,
+                                                  exclude=cols if len(cols) else None,
+                                                  source="the item and query vectors"))
     return idx, vals
 
 
