@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/ranking_ml100k.py [--quick]``
 
-Protocol (DESIGN §5): every rating is an interaction; ``stratified_split(df, 0.75, seed=42)``;
+Protocol (book/protocols.md, top-N): every rating is an interaction; ``stratified_split(df, 0.75, seed=42)``;
 full ranking of every item not in the user's training set; k = 10. implicit's models are
 scored through the same code as reclib's: a small adapter turns their factors (or item-item
 similarities) into a :class:`~reclib.models.Recommender`, so ``evaluate_ranking`` ranks, masks

@@ -1,6 +1,6 @@
 """Next-item recommendation on MovieLens 100K: SASRec and GRU4Rec against ID baselines.
 
-Protocol (DESIGN §5, sequential): ``leave_last_out(validation=True)`` orders each user's
+Protocol (book/protocols.md, sequential): ``leave_last_out(validation=True)`` orders each user's
 ratings by time, ties by file order; the last item is the test item and the second-to-last
 the validation item. Every model is fitted on the test item's training prefix (train plus
 validation item) and ranks all items not in the user's history; HR@10 and NDCG@10. Each

@@ -15,7 +15,7 @@ LAYERS = [
     ("reclib.evaluation.metrics", 1), ("reclib.evaluation.beyond", 1),
     ("reclib.evaluation.diversity", 1), ("reclib._training", 1),
     ("reclib.interactions", 2), ("reclib.features", 2), ("reclib.split", 2),
-    ("reclib.datasets", 2), ("reclib._ranking", 2),
+    ("reclib.datasets", 2),
     ("reclib.models", 3),
     ("reclib.neural", 4), ("reclib.keras", 4), ("reclib.text", 4),
     ("reclib.evaluation", 5),

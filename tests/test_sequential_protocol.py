@@ -1,4 +1,4 @@
-"""The sequential protocol (DESIGN §5) against a literal, pure-Python statement of it.
+"""The sequential protocol (the book's *Evaluation protocols* appendix) against a literal, pure-Python statement of it.
 
 Per user, in time order with ties broken by file order: the last interaction is the test
 item, the second-to-last the validation item, the rest train; a user with fewer than three

@@ -50,7 +50,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._ranking import top_k
+from ..core.ranking import topk
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..interactions import Interactions
 from ._train import limited_threads
@@ -360,14 +360,16 @@ class SequentialRecommender(NeuralRecommender):
         rows = self._history_indices(histories)
         k = check_int("k", k, minimum=1, maximum=self.n_items)
         scores = self._score_sequences(rows)
+        exclude = None
         if exclude_seen:
+            exclude = np.zeros(scores.shape, dtype=bool)
             for n, row in enumerate(rows):
-                scores[n, row] = -np.inf
-            n_left = np.isfinite(scores).sum(axis=1)
-            if n_left.min() < k:
+                exclude[n, row] = True
+            n_left = self.n_items - exclude.sum(axis=1)
+            if len(rows) and n_left.min() < k:
                 raise ValueError(f"k == {k} but histories[{int(np.argmin(n_left))}] leaves only "
                                  f"{n_left.min()} unseen items; lower k or pass exclude_seen=False")
-        idx, vals = top_k(scores, k)
+        idx, vals = topk(scores, k, exclude=exclude, source=type(self).__name__)
         return self.item_ids_[idx], vals
 
 

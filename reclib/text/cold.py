@@ -1,4 +1,4 @@
-r"""The cold-item protocol (DESIGN §5): items held out of training entirely.
+r"""The cold-item protocol (see the book's *Evaluation protocols* appendix): items held out of training entirely.
 
 A random ``fraction`` of the items is *cold*: every interaction with them goes to the test
 set and none to training, while both sets keep the whole catalogue in their id maps (so a
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._ranking import top_k
+from ..core.ranking import topk
 from .._validation import check_float, check_int, check_random_state
 from ..evaluation.metrics import per_user_hit_rate, per_user_ndcg
 from ..interactions import Interactions
@@ -67,10 +67,9 @@ def evaluate_cold_items(model, train: Interactions, test: Interactions, cold_ite
     if len(users) == 0:
         raise ValueError("no test user has training interactions")
     scores = model.score_block(users, exclude_seen=False)
-    idx, _ = top_k(scores[:, cold_items], k)
+    idx, _ = topk(scores[:, cold_items], k, source=type(model).__name__)
     hits = np.take_along_axis(relevant[users][:, cold_items].toarray() > 0, idx, axis=1)
-    full = model.score_block(users, exclude_seen=True)
-    full_idx, _ = top_k(full, k)
+    full_idx, _ = model._rank(users, k, exclude_seen=True)
     is_cold = np.zeros(train.n_items, dtype=bool)
     is_cold[cold_items] = True
     return {f"hit_rate@{k}": float(per_user_hit_rate(hits, n_relevant[users]).mean()),
