@@ -312,7 +312,9 @@ class Recommender:
             n_eligible -= (self.seen_[users] @ allowed.astype(np.float32)).astype(np.int64)
         if len(users) and n_eligible.min() < k:
             worst = int(np.argmin(n_eligible))
-            raise ValueError(f"k == {k} but user {np.atleast_1d(user_ids)[worst]!r} has only "
+            user = np.atleast_1d(user_ids)[worst]
+            user = user.item() if isinstance(user, np.generic) else user
+            raise ValueError(f"k == {k} but user {user!r} has only "
                              f"{n_eligible[worst]} items left to recommend after exclude_seen, "
                              f"items and filter_items; lower k or relax the filters")
         candidates = None if allowed.all() else allowed
