@@ -129,5 +129,5 @@ def test_chapter_titles_are_numbered(pages):
         if name.startswith("notebooks/"):
             match = re.search(r"<h1[^>]*>(.*?)<", html, re.S)
             titles[name] = match.group(1).strip() if match else ""
-    unnumbered = {n: t for n, t in titles.items() if not re.match(r"\d+[a-z]?\.\s", t)}
+    unnumbered = {n: t for n, t in titles.items() if not re.match(r"(A)?\d+[a-z]?\.\s", t)}
     assert titles and not unnumbered, f"chapter titles without a number: {unnumbered}"
