@@ -86,7 +86,7 @@ tune: venv
 ## also matches PyPI's torch, whose CUDA dependencies (nvidia-*) are then not in the lock.
 lock:
 	rm -rf _build/lockenv && $(PYTHON) -m venv _build/lockenv
-	_build/lockenv/bin/pip install -q $(PIP_TORCH) ".[torch,tf,book,bench,dev,text,serving]"
+	_build/lockenv/bin/pip install -q $(PIP_TORCH) ".[torch,tf,book,bench,dev,text,serving,spark]"
 	{ echo "# Exact pins for \`make venv\`, written by \`make lock\` on $$(uname -sm)," \
 	       "Python $$(_build/lockenv/bin/python -c 'import platform; print(platform.python_version())')."; \
 	  echo "# Resolved with torch $$(_build/lockenv/bin/python -c 'import torch; print(torch.__version__)')" \

@@ -8,6 +8,10 @@ G. Takács, I. Pilászy, D. Tikk, "Applications of the conjugate gradient method
 feedback collaborative filtering", RecSys 2011 (a few warm-started CG steps per solve).
 S. Rendle, W. Krichene, L. Zhang, Y. Koren, "Revisiting the performance of iALS on item
 recommendation benchmarks", RecSys 2022 (frequency-scaled regularisation).
+Y. Zhou, D. Wilkinson, R. Schreiber, R. Pan, "Large-scale parallel collaborative filtering for
+the Netflix Prize", AAIM 2008 (ALS-WR: the ridge weight scaled by the row's rating count).
+Apache Spark, ``mllib/src/main/scala/org/apache/spark/ml/recommendation/ALS.scala``,
+``ALS.computeFactors`` (the implicit normal equations and ``numExplicits * regParam``).
 """
 
 from __future__ import annotations
@@ -63,7 +67,25 @@ class ImplicitALS(Recommender):
     \lambda`. Rendle et al. (2022) scale it with how much data each row has; here
     :math:`\lambda_u = \lambda\, (\sum_i c_{ui})^{\nu}` (the total confidence of the row, which
     is :math:`|I| + \alpha n_u` in the binary case) and likewise for items, with
-    :math:`\nu` = ``reg_exponent`` in :math:`[0, 1]`.
+    :math:`\nu` = ``reg_exponent`` in :math:`[0, 1]`. ``reg_basis="count"`` scales by the
+    row's *number* of interactions instead,
+
+    .. math::
+
+        \lambda_u = \lambda\, n_u^{\nu}, \qquad \lambda_i = \lambda\, n_i^{\nu},
+
+    which at :math:`\nu = 1` is the weighted-:math:`\lambda` rule ("ALS-WR", Zhou et al.,
+    2008) that Spark MLlib applies to implicit feedback as well. In Spark's
+    ``ml/recommendation/ALS.scala`` (``computeFactors``), each row's normal equation starts
+    from the Gram matrix :math:`Y^\top Y`, every stored rating :math:`r` adds
+    :math:`c - 1 = \alpha |r|` times :math:`y y^\top` and, when :math:`r > 0`,
+    :math:`(1 + \alpha |r|)\, y` to the right-hand side; the ridge term is
+    ``numExplicits * regParam``, with ``numExplicits`` the number of ratings :math:`r > 0` of
+    the row. With ``binary=True`` (every :math:`r = 1`), ``confidence="linear"``,
+    ``reg_basis="count"`` and ``reg_exponent=1`` this class therefore solves the same
+    per-row systems as Spark's ``ALS(implicitPrefs=True, regParam=reg, alpha=alpha)``. Here
+    :math:`n_u` counts the row's stored interactions (all of them are positives); a row with
+    none has a zero right-hand side, so its factor goes to zero.
 
     Parameters
     ----------
@@ -80,6 +102,10 @@ class ImplicitALS(Recommender):
         :math:`\epsilon > 0` of the log confidence.
     binary : bool
         Treat every interaction as :math:`r_{ui} = 1` (default) or use the stored ratings.
+    reg_basis : {"confidence", "count"}
+        What :math:`\lambda` is scaled by: the row's total confidence :math:`\sum_i c_{ui}`
+        (default) or its number of interactions :math:`n_u` (Spark MLlib's rule at
+        ``reg_exponent=1``). It does nothing when ``reg_exponent=0``.
     reg_exponent : float
         :math:`\nu \in [0, 1]`, the frequency scaling of the regularisation. The defaults
         (:math:`\nu = 1`, :math:`\lambda = 0.03`, :math:`\alpha = 10`) won the binary,
@@ -110,7 +136,7 @@ class ImplicitALS(Recommender):
                  confidence: str = "linear", epsilon: float = 1.0, binary: bool = True,
                  reg_exponent: float = 1.0, n_epochs: int = 15, solver: str = "cg",
                  cg_steps: int = 3, init_std: float = 0.1, random_state=None,
-                 verbose: bool = False):
+                 verbose: bool = False, reg_basis: str = "confidence"):
         self.n_factors = n_factors
         self.reg = reg
         self.alpha = alpha
@@ -124,6 +150,7 @@ class ImplicitALS(Recommender):
         self.init_std = init_std
         self.random_state = random_state
         self.verbose = verbose
+        self.reg_basis = reg_basis
 
     def _validate_params(self) -> None:
         check_int("n_factors", self.n_factors, minimum=1)
@@ -137,6 +164,7 @@ class ImplicitALS(Recommender):
         check_int("cg_steps", self.cg_steps, minimum=1)
         check_float("init_std", self.init_std, strictly_positive=True)
         check_bool("binary", self.binary)
+        check_choice("reg_basis", self.reg_basis, {"confidence", "count"})
 
     def confidence_matrix(self, X: sp.csr_matrix) -> sp.csr_matrix:
         """:math:`C - 1` on the observed entries of ``X`` (so :math:`c_{ui} = 1 +` stored value)."""
@@ -165,8 +193,14 @@ class ImplicitALS(Recommender):
         X = (rng.standard_normal((n_users, f)) * scale).astype(np.float32)
         Y = (rng.standard_normal((n_items, f)) * scale).astype(np.float32)
         nu = self.reg_exponent
-        reg_u = (self.reg * (n_items + np.asarray(C.sum(axis=1)).ravel()) ** nu).astype(np.float32)
-        reg_i = (self.reg * (n_users + np.asarray(Ct.sum(axis=1)).ravel()) ** nu).astype(np.float32)
+        if self.reg_basis == "confidence":
+            reg_u = (self.reg * (n_items + np.asarray(C.sum(axis=1)).ravel()) ** nu
+                     ).astype(np.float32)
+            reg_i = (self.reg * (n_users + np.asarray(Ct.sum(axis=1)).ravel()) ** nu
+                     ).astype(np.float32)
+        else:                                   # lambda n^nu, n = stored entries of the row
+            reg_u = (self.reg * np.diff(C.indptr).astype(np.float64) ** nu).astype(np.float32)
+            reg_i = (self.reg * np.diff(Ct.indptr).astype(np.float64) ** nu).astype(np.float32)
         if self.solver == "cg":
             chunks_u = _balanced_chunks(C.indptr, f)
             chunks_i = _balanced_chunks(Ct.indptr, f)
