@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -88,12 +89,15 @@ class TrainResult:
     best_epoch : int
         1-based epoch whose weights the model holds at the end.
     best_score : float or None
+    epoch_seconds : list of float
+        Wall-clock seconds of each epoch's training steps (validation not included).
     """
 
     loss_history: list = field(default_factory=list)
     val_history: list = field(default_factory=list)
     best_epoch: int = 0
     best_score: float | None = None
+    epoch_seconds: list = field(default_factory=list)
 
 
 def check_finite_loss(loss: float, epoch: int, batch: int, lr: float) -> None:
@@ -131,7 +135,9 @@ def run_epochs(config: TrainConfig, run_epoch: Callable[[int], float],
     sign = 1.0 if config.higher_is_better else -1.0
     bar = tqdm(range(1, config.n_epochs + 1), disable=not config.verbose, desc="epochs")
     for epoch in bar:
+        start = time.perf_counter()
         result.loss_history.append(float(run_epoch(epoch)))
+        result.epoch_seconds.append(time.perf_counter() - start)
         postfix = {"loss": f"{result.loss_history[-1]:.4f}"}
         if validate is not None and (epoch % config.eval_every == 0 or epoch == config.n_epochs):
             score = float(validate())

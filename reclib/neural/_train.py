@@ -3,12 +3,13 @@
 It owns the steps that are the same for every model, so that a model file holds only its
 mathematics: the device (``"auto"`` picks CUDA, then Apple's MPS, then the CPU), seeding
 (``random_state`` seeds a forked torch random state and the NumPy generator the batches are
-drawn with; the process's global seed is left as it was), the Adam
-optimiser, a tqdm bar behind ``verbose``, early stopping on a validation score with the best
+drawn with; the process's global seed is left as it was), the optimiser (Adam, or a
+sparse one for large embedding tables), bfloat16 autocast, data-parallel training under
+``torchrun``, a tqdm bar behind ``verbose``, early stopping on a validation score with the best
 checkpoint restored, and a hard stop when the loss stops being a finite number.
 
 >>> config = TrainConfig(n_epochs=20, lr=1e-3)                       # doctest: +SKIP
->>> result = train_module(module, batches, loss_fn, config, validate)  # doctest: +SKIP
+>>> result = Trainer(config).fit(module, batches, loss_fn, validate)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from .._training import DEVICES, TrainConfig, TrainResult, check_finite_loss, run_epochs
-from .._validation import check_choice, check_random_state
+from .._validation import check_choice, check_float, check_random_state
 
 logger = logging.getLogger(__name__)
 
@@ -88,71 +89,272 @@ def limited_threads(n_threads: int = N_THREADS):
 Batch = tuple
 BatchSource = Callable[[np.random.Generator], Iterable[Batch]]
 
+#: Numeric precisions of the forward pass: full float32, or bfloat16 autocast.
+PRECISIONS = {"fp32", "bf16"}
+#: Optimisers the trainer builds. ``sparse_adam`` and ``rowwise_adagrad`` take the sparse
+#: gradients of ``nn.Embedding(sparse=True)`` tables and touch only the rows of a batch.
+OPTIMIZERS = {"adam", "sparse_adam", "rowwise_adagrad"}
+
+
+class RowWiseAdagrad(torch.optim.Optimizer):
+    r"""Adagrad with one accumulator per row: the optimiser of large embedding tables.
+
+    For a table :math:`E \in \mathbb{R}^{n \times f}` and the gradient :math:`g_r` of a row
+    :math:`r` that the batch touched,
+
+    .. math::
+
+        s_r \leftarrow s_r + \tfrac{1}{f} \lVert g_r \rVert^2, \qquad
+        e_r \leftarrow e_r - \frac{\eta}{\sqrt{s_r} + \epsilon}\, g_r ,
+
+    so the state is :math:`n` numbers instead of Adam's :math:`2 n f`, and rows the batch did
+    not touch are neither read nor written. Dense parameters (1-D or with dense gradients)
+    get the same rule with one accumulator per row of their first dimension (a scalar for
+    a 0-D parameter). This is the row-wise Adagrad of large-scale recommender training
+    (e.g. Naumov et al., 2019, DLRM).
+
+    Parameters
+    ----------
+    params : iterable of tensors
+    lr : float
+        :math:`\eta > 0`.
+    eps : float
+        :math:`\epsilon > 0`.
+    """
+
+    def __init__(self, params, lr: float = 0.05, eps: float = 1e-8):
+        check_float("lr", lr, strictly_positive=True)
+        check_float("eps", eps, strictly_positive=True)
+        super().__init__(params, {"lr": lr, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            lr, eps = group["lr"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "sum" not in state:
+                    rows = p.shape[0] if p.dim() > 0 else 1
+                    state["sum"] = torch.zeros(rows, dtype=p.dtype, device=p.device)
+                acc = state["sum"]
+                grad = p.grad
+                if grad.is_sparse:
+                    grad = grad.coalesce()
+                    rows, values = grad.indices()[0], grad.values()        # (r,), (r, f)
+                    acc.index_add_(0, rows, values.pow(2).mean(dim=1))
+                    step = values / (acc[rows].sqrt() + eps)[:, None]
+                    p.index_add_(0, rows, step, alpha=-lr)
+                else:
+                    acc.add_(grad.reshape(acc.shape[0], -1).pow(2).mean(dim=1))
+                    shape = (-1,) + (1,) * (p.dim() - 1) if p.dim() else ()
+                    p.sub_(lr * grad / (acc.sqrt() + eps).reshape(shape))
+        return loss
+
+
+def make_optimizer(module: torch.nn.Module, name: str, lr: float,
+                   weight_decay: float = 0.0) -> list:
+    """The optimisers for ``module``'s parameters (a list: SparseAdam needs a dense partner).
+
+    ``adam``: :class:`torch.optim.Adam` on everything (sparse gradients are refused, with a
+    message that says which optimiser takes them). ``sparse_adam``:
+    :class:`torch.optim.SparseAdam` on the parameters of sparse embedding tables and Adam on
+    the rest. ``rowwise_adagrad``: :class:`RowWiseAdagrad` on everything.
+    """
+    check_choice("optimizer", name, OPTIMIZERS)
+    sparse = [p for m in module.modules() if isinstance(m, torch.nn.Embedding) and m.sparse
+              for p in m.parameters(recurse=False)]
+    ids = {id(p) for p in sparse}
+    dense = [p for p in module.parameters() if id(p) not in ids and p.requires_grad]
+    if name == "rowwise_adagrad":
+        if weight_decay:
+            raise ValueError(f"weight_decay == {weight_decay} is not supported with "
+                             f"optimizer='rowwise_adagrad'; put the penalty in reg instead")
+        return [RowWiseAdagrad(sparse + dense, lr=lr)]
+    if name == "adam":
+        if sparse:
+            raise ValueError("the module has sparse embedding tables (nn.Embedding(sparse="
+                             "True)) and optimizer == 'adam' cannot take sparse gradients; use "
+                             "optimizer='sparse_adam' or 'rowwise_adagrad', or sparse=False")
+        return [torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay)]
+    if not sparse:
+        raise ValueError("optimizer == 'sparse_adam' but the module has no sparse embedding "
+                         "table; use optimizer='adam' or build the tables with sparse=True")
+    if weight_decay:
+        raise ValueError(f"weight_decay == {weight_decay} is not supported with "
+                         f"optimizer='sparse_adam' (SparseAdam has none); use reg instead")
+    optimisers = [torch.optim.SparseAdam(sparse, lr=lr)]
+    if dense:
+        optimisers.append(torch.optim.Adam(dense, lr=lr))
+    return optimisers
+
+
+class _LossModule(torch.nn.Module):
+    """``loss_fn(module, batch)`` as a module, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, module: torch.nn.Module, loss_fn):
+        super().__init__()
+        self.module = module
+        self.loss_fn = loss_fn
+
+    def forward(self, *batch):
+        return self.loss_fn(self.module, batch)
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size) of the running process group; (0, 1) without one."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard_batch(batch: Batch, rank: int, world: int) -> Batch:
+    """This process's share of a batch: rows ``rank, rank + world, ...`` of each tensor.
+
+    A batch is a tuple of row-aligned tensors (their first dimension is the batch size,
+    that of the first tensor); other entries (scalars, tensors of another length) are
+    passed unchanged. Every process draws the same global batch from the same seed and
+    keeps its stride, so the processes together see each row exactly once.
+    """
+    if world == 1:
+        return batch
+    n = batch[0].shape[0]
+    return tuple(t[rank::world] if torch.is_tensor(t) and t.dim() > 0 and t.shape[0] == n
+                 else t for t in batch)
+
+
+class Trainer:
+    r"""Fits a torch module: device, precision, optimiser and data parallelism in one place.
+
+    Every neural model in reclib trains through this class. What it owns:
+
+    * **device**: the module and its batches are already on ``config.device`` (resolved by
+      :func:`resolve_device`); the trainer never moves data back to the CPU except one scalar
+      loss per batch.
+    * **precision**: ``"bf16"`` runs the forward pass and the loss under
+      ``torch.autocast(dtype=torch.bfloat16)`` (matrix products in bfloat16, weights and
+      optimiser state in float32); ``"fp32"`` runs everything in float32.
+    * **optimiser**: see :func:`make_optimizer`.
+    * **data parallelism**: inside a ``torch.distributed`` process group (``torchrun``;
+      see :mod:`reclib.neural.distributed`) the loss module is wrapped in
+      :class:`~torch.nn.parallel.DistributedDataParallel`. Every process draws the same
+      global batch, keeps its :func:`shard_batch` share, and DDP all-reduces (averages) the
+      gradients before each step, so all processes hold the same weights throughout, and
+      the update is the single-process update of the global batch up to the order of
+      floating-point sums.
+    * the epoch loop, validation, early stopping and the NaN stop
+      (:func:`reclib._training.run_epochs`).
+
+    Parameters
+    ----------
+    config : TrainConfig
+    optimizer : {"adam", "sparse_adam", "rowwise_adagrad"}
+    precision : {"fp32", "bf16"}
+
+    Examples
+    --------
+    >>> trainer = Trainer(TrainConfig(n_epochs=5, lr=1e-2), precision="bf16")  # doctest: +SKIP
+    >>> result = trainer.fit(module, batches, loss_fn, validate)               # doctest: +SKIP
+    """
+
+    def __init__(self, config: TrainConfig, optimizer: str = "adam", precision: str = "fp32"):
+        self.config = config.validate()
+        self.optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
+        self.precision = check_choice("precision", precision, PRECISIONS)
+
+    def fit(self, module: torch.nn.Module, batches: BatchSource,
+            loss_fn: Callable[[torch.nn.Module, Batch], torch.Tensor],
+            validate: Callable[[torch.nn.Module], float] | None = None,
+            rng: np.random.Generator | None = None) -> TrainResult:
+        """Train ``module`` in place; return the histories and the epoch kept.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            Already on its device.
+        batches : callable
+            ``batches(rng)`` yields one epoch of batches (tuples of row-aligned tensors on
+            the device).
+        loss_fn : callable
+            ``loss_fn(module, batch)`` -> scalar tensor to minimise (a mean over the rows).
+        validate : callable, optional
+            ``validate(module)`` -> float, called in eval mode under ``torch.no_grad()``.
+            Required when ``config.patience`` is set.
+        rng : numpy.random.Generator, optional
+            Drawn from by ``batches``; default seeds from ``config.random_state``.
+
+        Raises
+        ------
+        FloatingPointError
+            When a batch's loss is NaN or infinite; the message names the epoch and the
+            learning rate. The module is then left as it was at that batch.
+        """
+        config = self.config
+        if config.patience is not None and validate is None:
+            raise ValueError("patience is set but there is no validation data to stop on; "
+                             "pass validate= or set patience=None")
+        if rng is None:
+            rng = check_random_state(config.random_state)
+            with scoped_seed(int(rng.integers(2**63 - 1))), limited_threads():
+                return self._loop(module, batches, loss_fn, validate, rng)
+        with limited_threads():
+            return self._loop(module, batches, loss_fn, validate, rng)
+
+    def _autocast(self, device: torch.device):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                              enabled=self.precision == "bf16")
+
+    def _loop(self, module, batches, loss_fn, validate, rng) -> TrainResult:
+        config = self.config
+        optimisers = make_optimizer(module, self.optimizer, config.lr, config.weight_decay)
+        device = next(module.parameters()).device
+        rank, world = _world()
+        step_module = _LossModule(module, loss_fn)
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            step_module = DistributedDataParallel(
+                step_module, device_ids=[device.index] if device.type == "cuda" else None)
+
+        def run_epoch(epoch: int) -> float:
+            module.train()
+            total, count = 0.0, 0
+            for batch in batches(rng):
+                with self._autocast(device):
+                    loss = step_module(*shard_batch(batch, rank, world))
+                for optimiser in optimisers:
+                    optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                for optimiser in optimisers:
+                    optimiser.step()
+                value = loss.detach().float()
+                if world > 1:   # the mean over the processes, for the log and the NaN stop
+                    torch.distributed.all_reduce(value)
+                    value = value / world
+                value = value.item()
+                check_finite_loss(value, epoch, count + 1, config.lr)
+                total += value
+                count += 1
+            return total / max(count, 1)
+
+        def validated() -> float:
+            module.eval()
+            with torch.no_grad():
+                return validate(module)
+
+        result = run_epochs(config, run_epoch, None if validate is None else validated,
+                            snapshot=lambda: copy.deepcopy(module.state_dict()),
+                            restore=module.load_state_dict)
+        module.eval()
+        return result
+
 
 def train_module(module: torch.nn.Module, batches: BatchSource,
                  loss_fn: Callable[[torch.nn.Module, Batch], torch.Tensor],
                  config: TrainConfig, validate: Callable[[torch.nn.Module], float] | None = None,
-                 rng: np.random.Generator | None = None) -> TrainResult:
-    """Train ``module`` in place with Adam; return the histories and the epoch kept.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        Already on its device.
-    batches : callable
-        ``batches(rng)`` yields one epoch of batches (tuples of tensors on the device).
-    loss_fn : callable
-        ``loss_fn(module, batch)`` -> scalar tensor to minimise.
-    config : TrainConfig
-    validate : callable, optional
-        ``validate(module)`` -> float, called in eval mode under ``torch.no_grad()``.
-        Required when ``config.patience`` is set.
-    rng : numpy.random.Generator, optional
-        Drawn from by ``batches``; default seeds from ``config.random_state``.
-
-    Raises
-    ------
-    FloatingPointError
-        When a batch's loss is NaN or infinite; the message names the epoch and the
-        learning rate. The module is then left as it was at that batch, and must not be used.
-    """
-    config.validate()
-    if config.patience is not None and validate is None:
-        raise ValueError("patience is set but there is no validation data to stop on; "
-                         "pass validate= or set patience=None")
-    if rng is None:
-        rng = check_random_state(config.random_state)
-        with scoped_seed(int(rng.integers(2**63 - 1))), limited_threads():
-            return _loop(module, batches, loss_fn, config, validate, rng)
-    with limited_threads():
-        return _loop(module, batches, loss_fn, config, validate, rng)
-
-
-def _loop(module, batches, loss_fn, config, validate, rng) -> TrainResult:
-    optimiser = torch.optim.Adam(module.parameters(), lr=config.lr,
-                                 weight_decay=config.weight_decay)
-
-    def run_epoch(epoch: int) -> float:
-        module.train()
-        total, count = 0.0, 0
-        for batch in batches(rng):
-            loss = loss_fn(module, batch)
-            value = loss.item()
-            check_finite_loss(value, epoch, count + 1, config.lr)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += value
-            count += 1
-        return total / max(count, 1)
-
-    def validated() -> float:
-        module.eval()
-        with torch.no_grad():
-            return validate(module)
-
-    result = run_epochs(config, run_epoch, None if validate is None else validated,
-                        snapshot=lambda: copy.deepcopy(module.state_dict()),
-                        restore=module.load_state_dict)
-    module.eval()
-    return result
+                 rng: np.random.Generator | None = None, optimizer: str = "adam",
+                 precision: str = "fp32") -> TrainResult:
+    """``Trainer(config, optimizer, precision).fit(module, batches, loss_fn, validate, rng)``."""
+    return Trainer(config, optimizer, precision).fit(module, batches, loss_fn, validate, rng)

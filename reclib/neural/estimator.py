@@ -35,7 +35,8 @@ shape ``(B,)`` and ``items`` of shape ``(B, c)``, returning ``(B, c)``, plus opt
 ``module.score_all(users, *inputs) -> (B, n_items)`` (faster full scoring) and
 ``module.penalty(users, items) -> scalar`` (an L2 term multiplied by ``reg``).
 
-Training runs in :func:`~reclib.neural.train_module` under a forked torch random state
+Training runs in :class:`~reclib.neural.Trainer` (device, ``optimizer`` and ``precision``
+where the model takes them, data parallelism under ``torchrun``) under a forked torch random state
 (seeded from ``random_state``), so fitting never changes the process's global seed. The
 module's ``state_dict`` is kept in the fitted attribute ``weights_`` (a dict of NumPy arrays
 under the state_dict's own names), which the model file stores as ``weights/<name>``.
@@ -57,7 +58,8 @@ from ..core.ranking import topk
 from ..interactions import Interactions
 from ..models.base import Recommender
 from ..split import per_user_holdout
-from ._train import TrainConfig, limited_threads, resolve_device, scoped_seed, train_module
+from ._train import (OPTIMIZERS, PRECISIONS, TrainConfig, Trainer, limited_threads,
+                     resolve_device, scoped_seed)
 from .losses import LOSSES
 from .samplers import make_sampler
 
@@ -83,6 +85,8 @@ class NeuralRecommender(Recommender):
         Validation score after each epoch (empty when ``validation_fraction == 0``).
     best_epoch_ : int
         Epoch whose weights the model holds.
+    epoch_seconds_ : ndarray
+        Wall-clock seconds of each epoch's training steps (validation excluded).
     weights_ : dict of str to ndarray
         The module's ``state_dict`` as NumPy arrays.
     """
@@ -113,8 +117,23 @@ class NeuralRecommender(Recommender):
                            device=s("device"), random_state=s("random_state"),
                            verbose=s("verbose"))
 
+    def _optional(self, name: str, default):
+        """A setting only some models take (``optimizer``, ``precision``): its default otherwise."""
+        return getattr(self, name) if name in self._param_names() else default
+
+    def trainer(self) -> Trainer:
+        """The :class:`Trainer` this model's hyper-parameters describe."""
+        return Trainer(self.train_config(), optimizer=self._optional("optimizer", "adam"),
+                       precision=self._optional("precision", "fp32"))
+
     def _validate_params(self) -> None:
         self.train_config().validate()
+        check_choice("optimizer", self._optional("optimizer", "adam"), OPTIMIZERS)
+        check_choice("precision", self._optional("precision", "fp32"), PRECISIONS)
+        optimizer = self._optional("optimizer", "adam")
+        if optimizer != "adam" and self._setting("weight_decay"):
+            raise ValueError(f"weight_decay == {self.weight_decay} is not supported with "
+                             f"optimizer == {optimizer!r}; use reg, or optimizer='adam'")
         check_int("batch_size", self._setting("batch_size"), minimum=1)
         fraction = check_float("validation_fraction", self._setting("validation_fraction"),
                                minimum=0.0, maximum=0.5)
@@ -130,7 +149,8 @@ class NeuralRecommender(Recommender):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, data: Interactions) -> None:
-        config = self.train_config()
+        trainer = self.trainer()
+        config = trainer.config
         self._device = resolve_device(config.device)
         rng = check_random_state(config.random_state)
         with scoped_seed(int(rng.integers(2**63 - 1)), self._device), limited_threads():
@@ -144,11 +164,12 @@ class NeuralRecommender(Recommender):
             if valid is not None:
                 def validate(m):
                     return self._validation_score(m, train, valid)
-            result = train_module(module, lambda r: self._batches(train, r), self._batch_loss,
-                                  config, validate, rng)
+            result = trainer.fit(module, lambda r: self._batches(train, r), self._batch_loss,
+                                 validate, rng)
         self.loss_history_ = np.asarray(result.loss_history)
         self.val_history_ = np.asarray(result.val_history)
         self.best_epoch_ = int(result.best_epoch)
+        self.epoch_seconds_ = np.asarray(result.epoch_seconds)
         self.weights_ = {key: value.detach().cpu().numpy().copy()
                          for key, value in module.state_dict().items()}
         self._module = self._for_inference(module)

@@ -107,6 +107,9 @@ class TwoTower(FeatureInputs):
         As for :class:`~reclib.neural.FM`.
     n_epochs, batch_size, lr, weight_decay, patience, validation_fraction, random_state, device, verbose
         Training settings of :class:`~reclib.neural.NeuralRecommender`.
+    precision : {"fp32", "bf16"}
+        bfloat16 autocast of the towers during training (:class:`~reclib.neural.Trainer`);
+        scoring is always in full precision.
 
     Attributes
     ----------
@@ -119,7 +122,7 @@ class TwoTower(FeatureInputs):
                  n_epochs: int = 20, batch_size: int = 512, lr: float = 2e-3,
                  weight_decay: float = 0.0, patience: int | None = None,
                  validation_fraction: float = 0.0, random_state=None, device: str = "auto",
-                 verbose: bool = False):
+                 verbose: bool = False, precision: str = "fp32"):
         self.n_factors = n_factors
         self.layers = layers
         self.out = out
@@ -135,6 +138,7 @@ class TwoTower(FeatureInputs):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.precision = precision
 
     def _validate_params(self) -> None:
         super()._validate_params()
