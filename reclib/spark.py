@@ -40,7 +40,9 @@ __all__ = ["SparkALS", "local_session"]
 _INSTALL_HINT = "pip install reclib[spark]"
 _MASTER = re.compile(r"^local(\[(\*|[1-9][0-9]*)(,[0-9]+)?\])?$")
 _MEMORY = re.compile(r"^[1-9][0-9]*[kmgt]?$", re.IGNORECASE)
-#: Spark's log4j2 set-up for the sessions started here: errors only, on stderr.
+#: Spark's log4j2 set-up for the sessions started here: errors only, on stderr. A shell's
+#: entry point (pyspark's gateway) gets its own level too, or Spark announces that it
+#: resets the level to WARN.
 _LOG4J2 = """\
 rootLogger.level = error
 rootLogger.appenderRef.stderr.ref = console
@@ -51,6 +53,8 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
 logger.repl.name = org.apache.spark.repl.Main
 logger.repl.level = error
+logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
+logger.gateway.level = error
 """
 #: pyspark 4.3 warns once, on importing its test helpers, that it does not fully support
 #: pandas 3; SparkALS hands Spark no pandas objects (the data travels as a CSV file).

@@ -38,6 +38,8 @@ needs_spark = pytest.mark.skipif(not HAVE_PYSPARK or rspark.java_executable() is
                                         "is missing")
 
 SETTINGS = dict(n_factors=8, reg=0.1, alpha=5.0, n_epochs=10)
+#: two blocks per side for two task threads: at this size Spark's time is per-task overhead
+SPARK = dict(n_blocks=2, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def session():
 @pytest.fixture(scope="module")
 def fitted(split, session):
     train, _ = split
-    return rspark.SparkALS(random_state=0, **SETTINGS).fit(train)
+    return rspark.SparkALS(**SPARK, **SETTINGS).fit(train)
 
 
 def test_missing_pyspark_names_the_extra(monkeypatch):
@@ -86,8 +88,8 @@ def test_fit_without_a_session_starts_and_stops_its_own():
     from pyspark.sql import SparkSession
     assert SparkSession.getActiveSession() is None
     data = reclib.Interactions.from_dataframe(planted_frame())
-    model = rspark.SparkALS(n_factors=3, n_epochs=2, master="local[1]", driver_memory="1g",
-                            random_state=0).fit(data)
+    model = rspark.SparkALS(n_factors=3, n_epochs=2, n_blocks=1, master="local[1]",
+                            driver_memory="1g", random_state=0).fit(data)
     assert model.user_factors_.shape == (data.n_users, 3)
     assert SparkSession.getActiveSession() is None
 
@@ -141,7 +143,7 @@ def test_same_ndcg_as_implicit_als_with_the_count_basis(fitted, split):
 @needs_spark
 def test_seed_makes_spark_reproducible(fitted, split):
     train, _ = split
-    again = rspark.SparkALS(random_state=0, **SETTINGS).fit(train)
+    again = rspark.SparkALS(**SPARK, **SETTINGS).fit(train)
     np.testing.assert_allclose(again.item_factors_, fitted.item_factors_, rtol=1e-5, atol=1e-6)
 
 
