@@ -255,7 +255,7 @@ class SparkALS(Recommender):
         return int(check_random_state(self.random_state).integers(0, 2**62))
 
     def _fit(self, data: Interactions) -> None:
-        pyspark, SparkSession = _require_pyspark()
+        _, SparkSession = _require_pyspark()
         from pyspark.ml.recommendation import ALS
 
         coo = data.to_csr(binary=False).tocoo()      # duplicates summed, as ImplicitALS does
