@@ -19,7 +19,7 @@ LAYERS = [
     ("reclib.models", 3),
     ("reclib.neural", 4), ("reclib.keras", 4), ("reclib.text", 4),
     ("reclib.evaluation", 5),
-    ("reclib.serving", 6),
+    ("reclib.serving", 6), ("reclib.neural.distributed", 6),   # the torchrun command line scores
     ("reclib.notebook", 7), ("reclib", 7),
 ]
 

@@ -88,9 +88,9 @@ def load_split(data: str, seed: int = 42):
     (:func:`reclib.datasets.synthetic.synthetic_interactions`, ``N/20`` users, ``N/50``
     items), split the same way.
     """
-    import reclib
-    from reclib.datasets import load_movielens
-    from reclib.datasets.synthetic import synthetic_interactions
+    from ..datasets import load_movielens
+    from ..datasets.synthetic import synthetic_interactions
+    from ..split import stratified_split
 
     if data == "ml-100k":
         frame = load_movielens("100k")
@@ -99,12 +99,12 @@ def load_split(data: str, seed: int = 42):
         frame = synthetic_interactions(max(n // 20, 2), max(n // 50, 2), n, seed=seed)
     else:
         raise ValueError(f"data == {data!r}, must be 'ml-100k' or 'synthetic:<n>'")
-    return reclib.split.stratified_split(frame, ratio=0.75, seed=seed)
+    return stratified_split(frame, ratio=0.75, seed=seed)
 
 
 def build_model(name: str, params: dict):
     """A fresh ``reclib.neural`` model of class ``name`` with ``params``."""
-    import reclib.neural as neural
+    from .. import neural
 
     if name not in MODELS:
         raise ValueError(f"model == {name!r}, must be one of {list(MODELS)}")
@@ -113,7 +113,7 @@ def build_model(name: str, params: dict):
 
 def run(model_name: str, params: dict, data: str = "ml-100k", device: str = "cpu") -> dict:
     """Fit and evaluate one model, in a process group when there is one; return the record."""
-    from reclib.evaluation import evaluate_ranking
+    from ..evaluation import evaluate_ranking
 
     distributed = "WORLD_SIZE" in os.environ
     rank, world = init_process_group(device) if distributed else (0, 1)
