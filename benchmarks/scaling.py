@@ -647,6 +647,24 @@ def markdown(p: dict) -> str:
                       f"thread{'s' if r['threads'] != 1 else ''}) trains at {q:.2f}x "
                       f"implicit's throughput (2 threads): the 2x target (ratio >= 0.5) is "
                       f"{'met' if q >= 0.5 else 'not met'}."]
+    for size, info in p["data"].items():
+        if info["popularity_ndcg"] < p["target_ndcg"]:
+            lines += ["", f"At {size} the popularity ranking itself scores "
+                      f"{info['popularity_ndcg']:.3f}, below the target: on these data no "
+                      f"model can be expected to reach it there (see the target's rule)."]
+    rows = {(r["model"], r["size"]): r for r in p["training"]}
+    for (model, size), r in rows.items():
+        fp32 = rows.get(("bprmf", size))
+        if model == "bprmf_bf16" and fp32 is not None:
+            same = r["val_ndcg"] == fp32["val_ndcg"]
+            lines += ["", f"bf16 against fp32 at {size}: {r['throughput']:,.0f} against "
+                      f"{fp32['throughput']:,.0f} interactions/s; validation scores "
+                      + ("identical epoch by epoch, so autocast changed none of the "
+                         "operations that ran (embedding lookups and elementwise products "
+                         "are not autocast operations on this device): the difference in "
+                         "speed is not bf16 arithmetic, most likely the shared machine's "
+                         "changing load." if same else
+                         f"final {r['final_ndcg']:.4f} against {fp32['final_ndcg']:.4f}.")]
     lines += ["", "## Scoring (top-10, blocked)", "",
               "| users | items | seconds | items scored/s | peak MB |", "|---|---|---|---|---|"]
     for r in p["scoring"]:
@@ -713,12 +731,17 @@ def main(argv=None) -> None:
                         help="with --quick: still run each fit in its own subprocess (the "
                              "default without --quick; --quick runs them in this process, "
                              "as importing torch in every subprocess costs more than the fits)")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="re-render the .md from the existing .json of --device (and "
+                             "--quick/--out); measures nothing, keeps the recorded command")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(_dispatch(args.worker)))
         return
 
+    if args.markdown_only:
+        return rerender(args)
     import torch
 
     device = args.device
@@ -829,6 +852,17 @@ def main(argv=None) -> None:
     payload["load_after"] = [round(x, 2) for x in os.getloadavg()]
     payload["complete"] = True
     write(payload, out, args.quick)
+
+
+def rerender(args) -> None:
+    """The markdown of an existing results file, with the command and date it records."""
+    folder = args.out if args.out is not None else HERE / "results"
+    stem = folder / f"scaling_{args.device}{'_quick' if args.quick else ''}"
+    payload = json.loads(stem.with_suffix(".json").read_text())
+    text = markdown(payload).rstrip("\n")
+    text += f"\n\nProduced by `{payload['command']}` on {payload['date']}.\n"
+    stem.with_suffix(".md").write_text(text)
+    print(text)
 
 
 def _dispatch(worker: list[str]) -> dict:

@@ -40,6 +40,11 @@ def quick_run(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     payload = json.loads((out / "scaling_cpu_quick.json").read_text())
     text = (out / "scaling_cpu_quick.md").read_text()
+    # re-rendering the markdown from the JSON gives the file the run wrote
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--markdown-only", "--quick", "--out",
+                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "scaling_cpu_quick.md").read_text() == text
     return payload, text
 
 
