@@ -76,10 +76,17 @@ bench: venv
 	$(BIN)/python benchmarks/rating_ml100k.py
 	$(BIN)/python benchmarks/ranking_ml100k.py
 	$(BIN)/python benchmarks/deep_ml100k.py
+	$(BIN)/python benchmarks/sequential_ml100k.py
+	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/scale_cpu.py
+	$(BIN)/python benchmarks/scaling.py --device cpu
+	$(BIN)/python benchmarks/spark_als.py
 
-## tune: re-run the validation search behind the LightGCN and NeuMF defaults (about 20 min).
+## tune: re-run the validation searches behind the LightGCN, NeuMF and BPRMF defaults
+## (about 30 min).
 tune: venv
 	$(BIN)/python benchmarks/tune_deep_ml100k.py --jobs 2
+	$(BIN)/python benchmarks/tune_bprmf.py
 
 ## lock: re-pin requirements/lock.txt from a fresh resolution of the extras. The header says
 ## which torch build the resolution saw: a CPU build's `+cpu` tag is dropped so that the pin
