@@ -44,7 +44,7 @@ FAST_PARAMS = {
     "AutoRec": {"n_hidden": 16, "n_epochs": 30, "batch_size": 16, "lr": 0.03, "reg": 0.1,
                 "device": "cpu"},
     "BPRMF": {"n_factors": 4, "n_epochs": 40, "batch_size": 32, "lr": 0.05, "reg": 0.03,
-              "device": "cpu"},
+              "optimizer": "sparse_adam", "device": "cpu"},
     "ContentBased": {"min_df": 1},
     "SASRec": {"n_factors": 16, "n_layers": 1, "max_len": 20, "n_epochs": 5, "lr": 0.01,
                "device": "cpu"},

@@ -14,8 +14,8 @@ torch = pytest.importorskip("torch")
 from reclib.neural import distributed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-PARAMS = {"n_factors": 32, "n_epochs": 5, "batch_size": 1024, "lr": 0.01, "reg": 0.003,
-          "random_state": 0}
+PARAMS = {"n_factors": 32, "n_epochs": 5, "batch_size": 1024, "optimizer": "sparse_adam",
+          "lr": 0.01, "reg": 0.003, "random_state": 0}
 DATA = "ml-100k"
 
 
