@@ -57,7 +57,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
-import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -158,23 +157,9 @@ def two_tower_bytes(n_factors: int, n_table_rows: int, batch_size: int,
 
 
 # ---------------------------------------------------------------- memory
-def _status_mb(key: str) -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the present size (Linux >= 4.0), so the next peak is the fit's."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+# the /proc/self/status readers are scale_cpu.py's (the same peak-memory rule)
+sys.path.insert(0, str(HERE))
+from scale_cpu import _reset_peak, _status_mb  # noqa: E402
 
 
 class PeakMemory:
