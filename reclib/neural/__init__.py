@@ -10,7 +10,8 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("reclib.neural needs PyTorch: pip install 'reclib-book[torch]'") from err
 
-from ._train import (RowWiseAdagrad, TrainConfig, Trainer, TrainResult, resolve_device,
+from ._train import (RowWiseAdagrad, TrainConfig, Trainer, TrainResult, average_gradients,
+                     resolve_device,
                      scoped_seed, seed_everything, shard_batch, train_module)
 from .estimator import NeuralRecommender
 from .autorec import AutoRec
@@ -23,6 +24,6 @@ from .two_tower import TwoTower
 from .bprmf import BPRMF
 
 __all__ = ["NeuralRecommender", "TrainConfig", "TrainResult", "Trainer", "train_module",
-           "RowWiseAdagrad", "shard_batch", "resolve_device",
+           "RowWiseAdagrad", "shard_batch", "average_gradients", "resolve_device",
            "scoped_seed", "seed_everything", "GMF", "MLP", "NeuMF", "AutoRec", "LightGCN",
            "FM", "DeepFM", "TwoTower", "BPRMF", "SequentialRecommender", "SASRec", "GRU4Rec"]

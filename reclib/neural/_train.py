@@ -154,6 +154,69 @@ class RowWiseAdagrad(torch.optim.Optimizer):
         return loss
 
 
+def sparse_parameters(module: torch.nn.Module) -> list:
+    """The weight tables of ``module``'s ``nn.Embedding(sparse=True)`` layers."""
+    return [p for m in module.modules() if isinstance(m, torch.nn.Embedding) and m.sparse
+            for p in m.parameters(recurse=False)]
+
+
+def average_gradients(module: torch.nn.Module, world: int) -> None:
+    r"""Replace every gradient of ``module`` by its mean over the ``world`` processes.
+
+    Called by every process after ``loss.backward()`` and before the step, from the main
+    thread, so no collective runs while autograd is still writing gradients. Dense
+    gradients are all-reduced. A sparse gradient (the rows :math:`R_p` of an embedding table
+    that process :math:`p`'s shard touched, with values :math:`G_p`) travels as rows: the
+    processes all-gather their row counts, then their row indices and values padded to the
+    largest count, and each process sums the gathered rows in rank order,
+
+    .. math::
+
+        \bar g = \frac{1}{P} \sum_{p=1}^{P} \operatorname{sparse}(R_p, G_p),
+
+    so every process builds the same tensor from the same numbers and the weights stay
+    identical. What travels per step is :math:`\sum_p |R_p| (f + 1)` numbers, not the
+    :math:`n \times f` table. A parameter without a gradient on some process counts as zero
+    there.
+    """
+    dist = torch.distributed
+    sparse_ids = {id(p) for p in sparse_parameters(module)}
+    for param in module.parameters():
+        if not param.requires_grad:
+            continue
+        if id(param) not in sparse_ids:
+            grad = torch.zeros_like(param) if param.grad is None else param.grad
+            dist.all_reduce(grad)
+            param.grad = grad.div_(world)
+            continue
+        if param.grad is None:
+            grad = torch.sparse_coo_tensor(
+                torch.zeros((1, 0), dtype=torch.long, device=param.device),
+                torch.zeros((0,) + tuple(param.shape[1:]), dtype=param.dtype,
+                            device=param.device), tuple(param.shape))
+        else:
+            grad = param.grad
+        grad = grad.coalesce()
+        indices, values = grad.indices(), grad.values()
+        count = torch.tensor([indices.shape[1]], dtype=torch.long, device=param.device)
+        counts = [torch.empty_like(count) for _ in range(world)]
+        dist.all_gather(counts, count)
+        counts = [int(c) for c in counts]
+        width = max(counts)
+        pad = width - counts[dist.get_rank()]
+        indices = torch.nn.functional.pad(indices, (0, pad))
+        values = torch.cat([values, values.new_zeros((pad,) + tuple(values.shape[1:]))])
+        all_indices = [torch.empty_like(indices) for _ in range(world)]
+        all_values = [torch.empty_like(values) for _ in range(world)]
+        dist.all_gather(all_indices, indices)
+        dist.all_gather(all_values, values)
+        merged = torch.sparse_coo_tensor(
+            torch.cat([i[:, :c] for i, c in zip(all_indices, counts)], dim=1),
+            torch.cat([v[:c] for v, c in zip(all_values, counts)]) / world,
+            tuple(param.shape))
+        param.grad = merged.coalesce()
+
+
 def make_optimizer(module: torch.nn.Module, name: str, lr: float,
                    weight_decay: float = 0.0) -> list:
     """The optimisers for ``module``'s parameters (a list: SparseAdam needs a dense partner).
@@ -164,8 +227,7 @@ def make_optimizer(module: torch.nn.Module, name: str, lr: float,
     the rest. ``rowwise_adagrad``: :class:`RowWiseAdagrad` on everything.
     """
     check_choice("optimizer", name, OPTIMIZERS)
-    sparse = [p for m in module.modules() if isinstance(m, torch.nn.Embedding) and m.sparse
-              for p in m.parameters(recurse=False)]
+    sparse = sparse_parameters(module)
     ids = {id(p) for p in sparse}
     dense = [p for p in module.parameters() if id(p) not in ids and p.requires_grad]
     if name == "rowwise_adagrad":
@@ -239,12 +301,16 @@ class Trainer:
       optimiser state in float32); ``"fp32"`` runs everything in float32.
     * **optimiser**: see :func:`make_optimizer`.
     * **data parallelism**: inside a ``torch.distributed`` process group (``torchrun``;
-      see :mod:`reclib.neural.distributed`) the loss module is wrapped in
-      :class:`~torch.nn.parallel.DistributedDataParallel`. Every process draws the same
-      global batch, keeps its :func:`shard_batch` share, and DDP all-reduces (averages) the
-      gradients before each step, so all processes hold the same weights throughout, and
+      see :mod:`reclib.neural.distributed`) every process draws the same global batch and
+      keeps its :func:`shard_batch` share, and the gradients are averaged over the
+      processes before each step, so all processes hold the same weights throughout, and
       the update is the single-process update of the global batch up to the order of
-      floating-point sums.
+      floating-point sums. Dense models are wrapped in
+      :class:`~torch.nn.parallel.DistributedDataParallel`, which overlaps the all-reduce
+      with the backward pass. Models with sparse embedding tables are not: DDP's
+      asynchronous sparse all-reduce over gloo crashed the process with heap corruption
+      in 1 of about 36 two-process runs on torch 2.13, so their gradients are averaged by
+      :func:`average_gradients` after the backward pass, row by row.
     * the epoch loop, validation, early stopping and the NaN stop
       (:func:`reclib._training.run_epochs`).
 
@@ -313,7 +379,9 @@ class Trainer:
         device = next(module.parameters()).device
         rank, world = _world()
         step_module = _LossModule(module, loss_fn)
-        if world > 1:
+        # sparse tables: gradients averaged by hand after backward (average_gradients)
+        by_hand = world > 1 and bool(sparse_parameters(module))
+        if world > 1 and not by_hand:
             from torch.nn.parallel import DistributedDataParallel
             step_module = DistributedDataParallel(
                 step_module, device_ids=[device.index] if device.type == "cuda" else None)
@@ -327,6 +395,8 @@ class Trainer:
                 for optimiser in optimisers:
                     optimiser.zero_grad(set_to_none=True)
                 loss.backward()
+                if by_hand:
+                    average_gradients(module, world)
                 for optimiser in optimisers:
                     optimiser.step()
                 value = loss.detach().float()

@@ -1,10 +1,11 @@
 r"""Data-parallel training of reclib's PyTorch models, launched by ``torchrun``.
 
-Nothing here changes a model: inside a ``torch.distributed`` process group,
-:class:`~reclib.neural.Trainer` wraps the loss in
-:class:`~torch.nn.parallel.DistributedDataParallel`, every process draws the same global
-batch from the same seed and trains on its :func:`~reclib.neural.shard_batch` share, and
-the gradients are all-reduced (averaged over the :math:`P` processes) before each step:
+Nothing here changes a model: inside a ``torch.distributed`` process group, every
+process draws the same global batch from the same seed and trains on its
+:func:`~reclib.neural.shard_batch` share, and :class:`~reclib.neural.Trainer` averages the
+gradients over the :math:`P` processes before each step (through
+:class:`~torch.nn.parallel.DistributedDataParallel` for dense models, by
+:func:`~reclib.neural.average_gradients` for models with sparse embedding tables):
 
 .. math::
 

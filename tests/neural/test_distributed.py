@@ -63,6 +63,27 @@ def _popularity_ndcg() -> float:
     return evaluate_ranking(Popularity().fit(train), train, test, k=10)["ndcg@10"]
 
 
+def test_average_gradients_is_the_mean_of_the_processes_gradients(tmp_path):
+    out = tmp_path / "grads.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    worker = Path(__file__).with_name("_average_gradients_worker.py")
+    done = subprocess.run(_torchrun() + ["--standalone", "--nproc_per_node", "2", str(worker),
+                                         str(out)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second = json.loads(out.read_text())
+    assert first == second                        # every process holds the same gradients
+    # rank 0: rows 0, 2, 2 with values [0,1], [2,3], [4,5]; rank 1: rows 2, 3 with
+    # [10,11], [12,13]; the mean over the 2 processes, row by row
+    expected = [[0.0, 0.5], [0.0, 0.0], [(2 + 4 + 10) / 2, (3 + 5 + 11) / 2], [6.0, 6.5],
+                [0.0, 0.0]]
+    assert first["table"] == expected and first["table_is_sparse"]
+    assert first["other"] == [[0.0, 0.0], [2.0, 3.0], [0.0, 0.0]]   # absent on rank 1
+    assert first["dense"] == [[1.5, 1.5]]
+
+
 def test_outside_torchrun_the_process_group_is_a_clear_error(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
