@@ -6,9 +6,6 @@ STAMP  := $(VENV)/.installed
 # Numba's cache stays inside the build tree, never in $HOME.
 export NUMBA_CACHE_DIR := $(CURDIR)/_build/numba-cache
 export RECLIB_METRICS_DIR := $(CURDIR)/_build/metrics
-# tqdm's notebook check warns once per kernel that ipywidgets is missing and falls back to its
-# text bar, which the book renders as one line; that warning is noise on every page.
-export PYTHONWARNINGS := ignore:IProgress not found:Warning
 # Opt-in CPU-only PyTorch: `make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
 # Without it, pip takes torch from PyPI, which on Linux x86-64 is the CUDA build and pulls
 # several GB of nvidia-* wheels (where a local CPU wheel is on pip's find-links, pip uses it).

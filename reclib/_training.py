@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
+from ._progress import tqdm
 
 from ._validation import check_bool, check_choice, check_float, check_int, check_random_state
 

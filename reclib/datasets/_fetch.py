@@ -10,7 +10,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from .._progress import tqdm
 
 logger = logging.getLogger(__name__)
 

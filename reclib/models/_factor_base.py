@@ -19,7 +19,7 @@ exact ALS minimiser then optimise the same :math:`J`.
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
+from .._progress import tqdm
 
 from .._validation import check_float, check_int, check_random_state
 from .base import Recommender

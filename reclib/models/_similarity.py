@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
+from .._progress import tqdm
 
 #: Bytes of dense temporaries one block of similarity rows may use.
 _BLOCK_BUDGET = 2**28

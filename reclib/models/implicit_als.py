@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
+from .._progress import tqdm
 
 from .._validation import check_bool, check_choice, check_float, check_int, check_random_state
 from ..interactions import Interactions
