@@ -383,6 +383,10 @@ class Trainer:
         by_hand = world > 1 and bool(sparse_parameters(module))
         if world > 1 and not by_hand:
             from torch.nn.parallel import DistributedDataParallel
+            # sparse buffers (feature matrices) cannot be broadcast; every process builds
+            # them from the same data, so DDP leaves them alone
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                step_module, [name for name, b in step_module.named_buffers() if b.is_sparse])
             step_module = DistributedDataParallel(
                 step_module, device_ids=[device.index] if device.type == "cuda" else None)
 

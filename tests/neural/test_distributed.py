@@ -1,6 +1,7 @@
 """Data-parallel training: 2 CPU processes under gloo, launched by torchrun, against 1 process."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -28,18 +29,21 @@ def _torchrun() -> list:
     return [sys.executable, "-m", "torch.distributed.run"]
 
 
-@pytest.fixture(scope="module")
-def two_processes(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ddp") / "ddp.json"
+def _run_two(model: str, params: dict, out: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     command = _torchrun() + ["--standalone", "--nproc_per_node", "2", "-m",
-                             "reclib.neural.distributed", "--model", "BPRMF", "--data", DATA,
-                             "--params", json.dumps(PARAMS), "--out", str(out)]
+                             "reclib.neural.distributed", "--model", model, "--data", DATA,
+                             "--params", json.dumps(params), "--out", str(out)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    return _run_two("BPRMF", PARAMS, tmp_path_factory.mktemp("ddp") / "ddp.json")
 
 
 def test_two_gloo_processes_reach_the_single_process_ndcg(two_processes):
@@ -53,6 +57,19 @@ def test_two_gloo_processes_reach_the_single_process_ndcg(two_processes):
     for a, b in zip(two_processes["loss_history"], single["loss_history"]):
         assert a == pytest.approx(b, rel=1e-4)
     assert single["ndcg@10"] > 1.3 * _popularity_ndcg()      # it learnt more than popularity
+
+
+def test_two_tower_under_ddp_keeps_one_model_and_the_single_process_ndcg(tmp_path):
+    """The dense path: DistributedDataParallel, with the sparse feature buffers left alone."""
+    params = {"n_epochs": 2, "batch_size": 1024, "lr": 0.005, "random_state": 0}
+    two = _run_two("TwoTower", params, tmp_path / "two_tower.json")
+    single = distributed.run("TwoTower", params, DATA, "cpu")
+    assert two["world_size"] == 2 and two["max_weight_difference_across_processes"] == 0.0
+    assert abs(two["ndcg@10"] - single["ndcg@10"]) < 0.01
+    # in-batch softmax couples a batch's rows: each shard scores its 512 rows against each
+    # other instead of 1,024, so the per-shard loss is lower by about log 2
+    for a, b in zip(two["loss_history"], single["loss_history"]):
+        assert b - a == pytest.approx(math.log(2), abs=0.1)
 
 
 def _popularity_ndcg() -> float:
