@@ -11,8 +11,8 @@ and one search, which is why retrieval stages are built this way (Covington et a
 Training treats the other positives of a batch as the negatives of each example (no
 sampler: they are free). They are drawn in proportion to popularity, so without correction
 popular items are pushed down too often; subtracting :math:`\log Q(j)`, the log of the
-probability that item :math:`j` appears in a batch, from each logit removes that bias
-(Yi et al., 2019):
+per-draw probability :math:`Q(j) = n_j / N` that a batch column is item :math:`j` (its share
+of the training interactions), from each logit removes that bias (Yi et al., 2019):
 
 .. math::
 
