@@ -6,15 +6,16 @@ hidden units reconstructs it, and the reconstruction at user :math:`u` is the pr
 
 .. math::
 
-    h(r; \theta) = f\big(W\, g(V r + \mu) + b\big), \qquad \hat r_{ui} = h(r^{(i)}; \theta)_u,
+    h(r; \theta) = W_2\, \sigma(W_1 r + \mathbf{b}_1) + \mathbf{b}_2, \qquad
+    \hat r_{ui} = h(r^{(i)}; \theta)_u,
 
-with :math:`V \in \mathbb{R}^{k \times |U|}`, :math:`W \in \mathbb{R}^{|U| \times k}`,
-:math:`g` the sigmoid and :math:`f` the identity. Only observed ratings enter the error:
+with :math:`W_1 \in \mathbb{R}^{k \times |U|}`, :math:`W_2 \in \mathbb{R}^{|U| \times k}` and
+:math:`\sigma` the sigmoid (the notation of chapter 5). Only observed ratings enter the error:
 
 .. math::
 
     \min_\theta \sum_{i} \big\lVert (r^{(i)} - h(r^{(i)}; \theta)) \odot m^{(i)} \big\rVert^2
-        + \frac{\lambda}{2} \big(\lVert W \rVert_F^2 + \lVert V \rVert_F^2\big),
+        + \frac{\lambda}{2} \big(\lVert W_1 \rVert_F^2 + \lVert W_2 \rVert_F^2\big),
 
 where :math:`m^{(i)}` is 1 where :math:`r^{(i)}` is observed. The minibatch loss is an unbiased
 estimate of this objective divided by the number of training ratings.
@@ -43,8 +44,8 @@ class AutoRecModule(nn.Module):
 
     def __init__(self, n_users: int, n_hidden: int):
         super().__init__()
-        self.encoder = nn.Linear(n_users, n_hidden)                  # V, mu
-        self.decoder = nn.Linear(n_hidden, n_users)                  # W, b
+        self.encoder = nn.Linear(n_users, n_hidden)                  # W_1, b_1
+        self.decoder = nn.Linear(n_hidden, n_users)                  # W_2, b_2
 
     def forward(self, items: torch.Tensor, ratings: torch.Tensor, mask=None) -> torch.Tensor:
         """Reconstructed rating vectors of ``items``: (B, n_users) from ``ratings[items]``."""
