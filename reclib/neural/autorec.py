@@ -71,7 +71,7 @@ class AutoRec(NeuralRecommender):
     n_hidden : int
         :math:`k`, hidden units (the paper uses 500).
     reg : float
-        :math:`\lambda`, the weight decay of :math:`W` and :math:`V`.
+        :math:`\lambda`, the weight decay of :math:`W_1` and :math:`W_2`.
     n_epochs, batch_size, lr : training (batches are sets of items)
         The defaults (``reg=100``, batches of 256 items, 55 epochs at ``lr=1e-3``) won a
         validation split carved from the first rating-protocol training fold; smaller batches
