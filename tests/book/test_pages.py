@@ -61,7 +61,10 @@ def parse(html: str) -> _Page:
 EXTERNAL = re.compile(r"^(https?:)?//", re.I)
 # An absolute file-system path as a build machine would print it.
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:work|home|root|tmp|usr|opt|var|private|Users)/[\w.-]+")
-NOISE = re.compile(r"\b\w*Warning\b|Traceback \(most recent call last\)|\bPosixPath\(")
+# In cell outputs: Python warnings (FooWarning), native libraries' log lines (faiss prints
+# "WARNING clustering ..."), tracebacks and pathlib reprs.
+NOISE = re.compile(r"\b\w*Warning\b|\bWARNING\b|Traceback \(most recent call last\)"
+                   r"|\bPosixPath\(")
 RAW_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
 
 
