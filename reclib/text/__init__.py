@@ -7,9 +7,10 @@
 
 from .cache import EmbeddingCache, text_key
 from .cold import cold_item_split, evaluate_cold_items
-from .content import EmbeddingProfile, embedding_table
+from .content import EmbeddingProfile, embedding_table, item_embedding_matrix
 from .encoder import DEFAULT_MODEL, SentenceEncoder, item_texts, load_encoder
+from .hybrid import TextMappedALS
 
 __all__ = ["EmbeddingCache", "text_key", "SentenceEncoder", "load_encoder", "item_texts",
-           "DEFAULT_MODEL", "EmbeddingProfile", "embedding_table", "cold_item_split",
-           "evaluate_cold_items"]
+           "DEFAULT_MODEL", "EmbeddingProfile", "embedding_table", "item_embedding_matrix",
+           "TextMappedALS", "cold_item_split", "evaluate_cold_items"]

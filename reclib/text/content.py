@@ -40,6 +40,21 @@ def embedding_table(item_ids, vectors) -> pd.DataFrame:
     return table
 
 
+def item_embedding_matrix(data: Interactions, owner: str) -> np.ndarray:
+    """The ``(n_items, dim)`` float64 matrix of the ``emb_*`` item-feature columns of ``data``.
+
+    ``owner`` names the model in the error raised when the columns are missing (values that
+    are missing or not finite are refused when the table is attached to the interactions).
+    """
+    table = data.item_features
+    columns = [] if table is None else [c for c in table.columns if c.startswith(_PREFIX)]
+    if not columns:
+        raise ValueError(f"{owner} needs item embeddings as item_features columns emb_0, "
+                         f"emb_1, ...; build them with embedding_table(item_ids, vectors) and "
+                         f"Interactions.from_dataframe(..., item_features=...)")
+    return table[columns].to_numpy(dtype=np.float64)
+
+
 class EmbeddingProfile(Recommender):
     """Score items by the inner product of their embedding with the user's mean profile.
 
@@ -66,13 +81,7 @@ class EmbeddingProfile(Recommender):
         check_choice("weighting", self.weighting, {"rating", "uniform"})
 
     def _fit(self, data: Interactions) -> None:
-        table = data.item_features
-        columns = [] if table is None else [c for c in table.columns if c.startswith(_PREFIX)]
-        if not columns:
-            raise ValueError("EmbeddingProfile needs item embeddings as item_features columns "
-                             "emb_0, emb_1, ...; build them with embedding_table(item_ids, "
-                             "vectors) and Interactions.from_dataframe(..., item_features=...)")
-        self.item_embeddings_ = table[columns].to_numpy(dtype=np.float64)
+        self.item_embeddings_ = item_embedding_matrix(data, type(self).__name__)
         weights = data.ratings if self.weighting == "rating" else np.ones(data.n_interactions)
         if (weights <= 0).any():
             raise ValueError("weighting == 'rating' needs positive ratings; use 'uniform'")
