@@ -96,6 +96,8 @@ class GRU4Rec(SequentialRecommender):
         Standard deviation of the normal initialisation of the weight matrices.
     loss : {"ce", "bce"}
         Full-catalogue cross-entropy, or BCE against one sampled negative per position.
+    item_init : {"random", "embeddings"}
+        Start the item table from noise or from the ``emb_*`` item features (as SASRec).
     n_epochs, batch_size, lr, weight_decay : training (``batch_size`` counts sequences).
     patience, validation_fraction : None and 0 only (see :class:`~reclib.neural.SASRec`)
     device : {"auto", "cpu", "cuda", "mps"}
@@ -107,7 +109,8 @@ class GRU4Rec(SequentialRecommender):
 
     def __init__(self, n_factors: int = 64, hidden_size: int = 128, n_layers: int = 1,
                  max_len: int = 50, dropout: float = 0.2, init_std: float = 0.02,
-                 loss: str = "ce", n_epochs: int = 20, batch_size: int = 128,
+                 loss: str = "ce", item_init: str = "random", n_epochs: int = 20,
+                 batch_size: int = 128,
                  lr: float = 2e-3, weight_decay: float = 0.0, patience: int | None = None,
                  validation_fraction: float = 0.0, device: str = "auto",
                  random_state: int | None = 0, verbose: bool = False):
@@ -118,6 +121,7 @@ class GRU4Rec(SequentialRecommender):
         self.dropout = dropout
         self.init_std = init_std
         self.loss = loss
+        self.item_init = item_init
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.lr = lr

@@ -30,6 +30,20 @@ where CE normalises over the *full* catalogue and BCE, the original paper's loss
 the target with one uniformly sampled item :math:`z_t \ne y_t`. Klenitskiy and Vasilev
 (2023) showed that the switch to full cross-entropy alone lifts SASRec well above BERT4Rec.
 
+With ``item_init="embeddings"`` the item table starts from given item vectors :math:`e_i`
+(for example the text embeddings of :mod:`reclib.text`) instead of random numbers: their
+first :math:`d` principal components, scaled to the standard deviation ``init_std`` of the
+random start,
+
+.. math::
+
+    E_i \leftarrow \frac{\sigma_0}{s} V_d^\top (e_i - \bar e), \qquad
+    s = \operatorname{std}\big(V_d^\top (e_j - \bar e)\big)_{j, f},
+
+with :math:`V_d` the top :math:`d` right singular vectors of the centred matrix of the
+:math:`e_i` and :math:`\sigma_0` = ``init_std``; training then moves them like any weight.
+Items that are rare in training start next to items with similar descriptions.
+
 The sequence machinery here (sequences from fitted data, training windows, both losses,
 scoring from a user's history or from any given one) is shared with
 :class:`~reclib.neural.GRU4Rec`, which only swaps the encoder.
@@ -170,6 +184,25 @@ class SASRecModule(nn.Module):
         return self.encode(seq) @ self.item_embeddings().T
 
 
+def principal_init(vectors: np.ndarray, n_factors: int, std: float) -> np.ndarray:
+    """The top ``n_factors`` principal-component scores of ``vectors``, scaled to ``std``.
+
+    ``vectors`` is ``(n_items, dim)`` with ``dim >= n_factors``; the result has the same rows,
+    ``n_factors`` columns, mean zero and overall standard deviation ``std``.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[1] < n_factors:
+        raise ValueError(f"item_init == 'embeddings' needs item vectors of at least n_factors == "
+                         f"{n_factors} dimensions; they have shape {vectors.shape}")
+    centred = vectors - vectors.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    scores = centred @ vt[:n_factors].T
+    spread = scores.std()
+    if spread == 0:
+        raise ValueError("item_init == 'embeddings': every item has the same vector")
+    return scores * (std / spread)
+
+
 def full_cross_entropy(hidden: torch.Tensor, item_embeddings: torch.Tensor,
                        targets: torch.Tensor) -> torch.Tensor:
     """Mean of :math:`-\\log \\mathrm{softmax}(h_t E^\\top)_{y_t}` over the ``(T, d)`` states."""
@@ -214,6 +247,7 @@ class SequentialRecommender(NeuralRecommender):
         check_float("dropout", self.dropout, minimum=0.0, maximum=0.95)
         check_float("init_std", self.init_std, strictly_positive=True)
         check_choice("loss", self.loss, {"ce", "bce"})
+        check_choice("item_init", self.item_init, {"random", "embeddings"})
 
     # -- the hooks of NeuralRecommender ------------------------------------------------
     def _prepare(self, data: Interactions) -> None:
@@ -235,6 +269,17 @@ class SequentialRecommender(NeuralRecommender):
                              f"interactions")
         return (data.items[order].astype(np.int64),
                 np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
+    def _initialise(self, module: nn.Module, train: Interactions) -> None:
+        """``item_init="embeddings"``: start the item table from the items' vectors."""
+        if self.item_init == "random":
+            return
+        from ..text.content import item_embedding_matrix
+        vectors = item_embedding_matrix(train, f"{type(self).__name__}(item_init='embeddings')")
+        start = principal_init(vectors, self.n_factors, self.init_std)
+        with torch.no_grad():
+            weight = module.item_embeddings()
+            weight.copy_(torch.as_tensor(start, dtype=weight.dtype, device=weight.device))
 
     def _module_generators(self) -> dict:
         return {"generator": getattr(self, "_generator", None),
@@ -390,6 +435,9 @@ class SASRec(SequentialRecommender):
         Standard deviation of the normal initialisation of every weight matrix.
     loss : {"ce", "bce"}
         Full-catalogue cross-entropy, or BCE against one sampled negative per position.
+    item_init : {"random", "embeddings"}
+        Start the item table from normal noise, or from the principal components of the
+        ``emb_*`` item-feature columns of the training data (see the module docstring).
     n_epochs, batch_size, lr, weight_decay : training (``batch_size`` counts sequences).
     patience, validation_fraction : None and 0 only
         Early stopping on randomly held-out rows does not fit sequences; they exist so the
@@ -403,7 +451,8 @@ class SASRec(SequentialRecommender):
 
     def __init__(self, n_factors: int = 64, n_layers: int = 2, n_heads: int = 1,
                  max_len: int = 50, dropout: float = 0.2, init_std: float = 0.02,
-                 loss: str = "ce", n_epochs: int = 25, batch_size: int = 128,
+                 loss: str = "ce", item_init: str = "random", n_epochs: int = 25,
+                 batch_size: int = 128,
                  lr: float = 2e-3, weight_decay: float = 0.0, patience: int | None = None,
                  validation_fraction: float = 0.0, device: str = "auto",
                  random_state: int | None = 0, verbose: bool = False):
@@ -414,6 +463,7 @@ class SASRec(SequentialRecommender):
         self.dropout = dropout
         self.init_std = init_std
         self.loss = loss
+        self.item_init = item_init
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.lr = lr

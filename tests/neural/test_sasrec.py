@@ -203,3 +203,42 @@ def test_clear_errors(cyclic):
         SASRec(validation_fraction=0.1, patience=2).fit(cyclic)
     with pytest.raises(ValueError, match="max_len == 0"):
         GRU4Rec(max_len=0).fit(cyclic)
+
+
+# ------------------------------------------------------------------ item table from text
+def test_principal_init_is_pca_scaled_to_init_std():
+    from reclib.neural.sasrec import principal_init
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(50, 6)) @ np.diag([5, 4, 3, 0.1, 0.1, 0.1])
+    start = principal_init(vectors, 3, 0.02)
+    assert start.shape == (50, 3)
+    np.testing.assert_allclose(start.mean(0), 0, atol=1e-12)
+    assert start.std() == pytest.approx(0.02)
+    centred = vectors - vectors.mean(0)       # slow reference: eigenvectors of the covariance
+    values, vecs = np.linalg.eigh(centred.T @ centred)
+    top = vecs[:, np.argsort(values)[::-1][:3]]
+    reference = centred @ top
+    reference *= 0.02 / reference.std()
+    np.testing.assert_allclose(np.abs(start), np.abs(reference), rtol=1e-8, atol=1e-12)
+    with pytest.raises(ValueError, match="at least n_factors == 8"):
+        principal_init(vectors, 8, 0.02)
+
+
+def test_item_table_starts_from_the_embeddings(cyclic):
+    from reclib.neural.sasrec import principal_init
+    from reclib.text import embedding_table
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(cyclic.n_items, 10))
+    data = cyclic.with_features(item_features=embedding_table(cyclic.item_ids, vectors))
+    model = SASRec(n_factors=8, max_len=4, n_epochs=1, lr=1e-12, item_init="embeddings",
+                   device="cpu").fit(data)
+    table = model.weights_["item.weight"]
+    np.testing.assert_allclose(table[:-1], principal_init(vectors, 8, 0.02), atol=1e-6)
+    assert not table[-1].any()                                     # padding row stays zero
+    random = SASRec(n_factors=8, max_len=4, n_epochs=1, lr=1e-12, device="cpu").fit(data)
+    assert not np.allclose(random.weights_["item.weight"][:-1], table[:-1], atol=1e-3)
+    with pytest.raises(ValueError, match=r"SASRec\(item_init='embeddings'\) needs item"):
+        SASRec(n_epochs=1, item_init="embeddings", device="cpu").fit(cyclic)
+    with pytest.raises(ValueError, match="item_init"):
+        SASRec(item_init="text").fit(cyclic)
+    GRU4Rec(n_factors=8, max_len=4, n_epochs=1, item_init="embeddings", device="cpu").fit(data)
