@@ -10,9 +10,13 @@ compared on equal terms:
 =====================  ==============================
 ``KerasGMF``           :class:`reclib.neural.GMF`
 ``KerasTwoTower``      :class:`reclib.neural.TwoTower`
+``KerasSASRec``        :class:`reclib.neural.SASRec`
 =====================  ==============================
 
 The class names carry the ``Keras`` prefix because saved models are found by class name.
+``KerasSASRec`` shares the NumPy half of its sequence handling (windows, batches, padding)
+with its PyTorch twin, so this module imports :mod:`reclib.neural` and needs the ``torch``
+extra as well.
 """
 
 try:
@@ -29,5 +33,6 @@ if keras.backend.backend() != "tensorflow":  # pragma: no cover - depends on the
 from .estimator import KerasRecommender  # noqa: E402
 from .mf import KerasGMF  # noqa: E402
 from .two_tower import KerasTwoTower  # noqa: E402
+from .sasrec import KerasSASRec  # noqa: E402
 
-__all__ = ["KerasRecommender", "KerasGMF", "KerasTwoTower"]
+__all__ = ["KerasRecommender", "KerasGMF", "KerasTwoTower", "KerasSASRec"]

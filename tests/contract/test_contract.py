@@ -60,6 +60,7 @@ FAST_PARAMS = {
     "KerasGMF": {"n_factors": 8, "n_epochs": 20, "batch_size": 128, "lr": 0.03},
     "KerasTwoTower": {"n_factors": 8, "layers": [16], "out": 8, "n_epochs": 40,
                       "batch_size": 32, "lr": 0.01},
+    "KerasSASRec": {"n_factors": 16, "n_layers": 1, "max_len": 20, "n_epochs": 5, "lr": 0.01},
 }
 
 #: Models whose list is the same for every user: they skip the planted-preference check.
