@@ -74,6 +74,7 @@ bench: venv
 	$(BIN)/python benchmarks/ranking_ml100k.py
 	$(BIN)/python benchmarks/deep_ml100k.py
 	$(BIN)/python benchmarks/sequential_ml100k.py
+	$(BIN)/python benchmarks/text_ml100k.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/scale_cpu.py
 	$(BIN)/python benchmarks/scaling.py --device cpu
