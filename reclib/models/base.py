@@ -400,6 +400,15 @@ class Recommender:
         ``".npz"`` is added to a path without it; :meth:`load` does the same, so
         ``save("m")`` and ``load("m")`` name the same file. Returns the path written.
         """
+        header, arrays = self.to_state()
+        return modelfile.write(path, header, arrays)
+
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The fitted model as ``(header, arrays)``: what :meth:`save` writes, in memory.
+
+        Another file format can carry a model this way (the serving store embeds one) and
+        rebuild it with :meth:`from_state`.
+        """
         self._check_is_fitted()
         arrays: dict[str, np.ndarray] = {}
         scalars = {}
@@ -425,7 +434,7 @@ class Recommender:
                                 f"{type(value).__name__}")
         header = {"class": _class_path(type(self)), "params": self.get_params(deep=False),
                   "scalars": scalars, "reclib_version": __version__}
-        return modelfile.write(path, header, arrays)
+        return header, arrays
 
     @classmethod
     def load(cls, path) -> "Recommender":
@@ -442,20 +451,25 @@ class Recommender:
         if not path.exists() and modelfile.resolve_path(path).exists():
             path = modelfile.resolve_path(path)
         header, arrays = modelfile.read(path)
+        return cls.from_state(header, arrays, where=str(path))
+
+    @classmethod
+    def from_state(cls, header: dict, arrays: dict, where: str = "the model") -> "Recommender":
+        """The model of :meth:`to_state`'s ``(header, arrays)``; errors name ``where``."""
         for field in ("class", "params", "scalars"):
             if field not in header:
-                raise modelfile.ModelFileError(f"{path}: the header has no {field!r} field")
+                raise modelfile.ModelFileError(f"{where}: the header has no {field!r} field")
         model_cls = _find_class(header["class"])
         if model_cls is None:
-            raise modelfile.ModelFileError(f"{path} holds an unknown model class "
+            raise modelfile.ModelFileError(f"{where} holds an unknown model class "
                                            f"{header['class']!r}")
         if not issubclass(model_cls, cls):
-            raise TypeError(f"{path} holds a {header['class']}, not a {cls.__name__}")
+            raise TypeError(f"{where} holds a {header['class']}, not a {cls.__name__}")
         try:
             model = model_cls(**_restore_tuples(model_cls, header["params"]))
             model._validate_params()
         except (TypeError, ValueError) as err:
-            raise modelfile.ModelFileError(f"{path}: the saved parameters of "
+            raise modelfile.ModelFileError(f"{where}: the saved parameters of "
                                            f"{model_cls.__name__} are not valid: {err}") from None
         for name, value in header["scalars"].items():
             setattr(model, name, value)
@@ -471,7 +485,7 @@ class Recommender:
             elif kind == "weights":
                 weights[rest] = value
             else:
-                raise modelfile.ModelFileError(f"{path}: unknown array kind in {key!r}")
+                raise modelfile.ModelFileError(f"{where}: unknown array kind in {key!r}")
         if weights:
             model.weights_ = weights
         try:
@@ -482,7 +496,7 @@ class Recommender:
             model._check_restored()
         except (AttributeError, KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
             raise modelfile.ModelFileError(
-                f"{path}: its arrays do not fit a {model_cls.__name__} "
+                f"{where}: its arrays do not fit a {model_cls.__name__} "
                 f"({type(err).__name__}: {err})") from None
         return model
 

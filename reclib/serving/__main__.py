@@ -25,6 +25,8 @@ _OPTIONS = [
     ("index_file", str, None, "faiss index cache: read if present, else built and written"),
     ("event_log", str, None, "SQLite event log (default: MODEL.events.sqlite)"),
     ("no_event_log", bool, False, "keep events in memory only (not durable)"),
+    ("text_source", str, "wheel", "where the sentence encoder of POST /items loads from: "
+                                  "wheel (offline) or hub"),
 ]
 
 
@@ -54,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--model is required (or set RECLIB_SERVING_MODEL)")
     if args.index not in ("exact", "hnsw", "ivf"):
         parser.error(f"--index == {args.index!r}, must be exact, hnsw or ivf")
+    if args.text_source not in ("wheel", "hub"):
+        parser.error(f"--text-source == {args.text_source!r}, must be wheel or hub")
     return args
 
 
@@ -75,7 +79,11 @@ def build_service(args: argparse.Namespace):
     log = None
     if not args.no_event_log:
         log = EventLog(args.event_log or f"{args.model}.events.sqlite")
-    return Service(store, index, log)
+    text_encoder = None
+    if store.text_map is not None:                # loaded on the first POST /items
+        from ..text.encoder import SentenceEncoder
+        text_encoder = SentenceEncoder(source=args.text_source, cache=False)
+    return Service(store, index, log, text_encoder=text_encoder)
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,7 @@
 """The HTTP service: FastAPI routes over a :class:`~reclib.serving.service.Service`.
 
-Routes: ``POST /recommend``, ``POST /events``, ``GET /items/{item_id}/similar``,
-``GET /health``, ``GET /metrics`` (Prometheus text) and ``GET /`` (the web page).
+Routes: ``POST /recommend``, ``POST /events``, ``POST /items`` (a new item from its text,
+for a TextMappedALS store), ``GET /items/{item_id}/similar``, ``GET /health``, ``GET /metrics`` (Prometheus text) and ``GET /`` (the web page).
 Request bodies are pydantic models with ``extra="forbid"`` and strict types, so an unknown
 field, a string where a number belongs or malformed JSON is a 422 with the field named; a
 request the model cannot answer (k above the eligible items, an unknown item) is a 4xx JSON
@@ -20,12 +20,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from .metrics import Metrics
-from .service import Service, UnknownItemError
+from .service import CannotAddItemsError, ItemExistsError, Service, UnknownItemError
 
 #: Limits that keep one request bounded.
 MAX_K = 1000
 MAX_BATCH = 1000
 MAX_CANDIDATES = 10_000
+MAX_TEXT = 4000
 
 Id = Union[StrictInt, Annotated[str, Field(min_length=1, max_length=128)]]
 
@@ -56,6 +57,14 @@ class EventBatch(_Strict):
     events: Annotated[list[Event], Field(min_length=1, max_length=MAX_BATCH)]
 
 
+class NewItem(_Strict):
+    """An item to add: its vector comes from ``text`` through the store's text map."""
+
+    item_id: Id
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+    title: Optional[Annotated[str, Field(max_length=512)]] = None
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
 
@@ -63,7 +72,8 @@ def _error(status: int, message: str) -> JSONResponse:
 def _route_of(path: str) -> str:
     if path.startswith("/items/") and path.endswith("/similar"):
         return "/items/{item_id}/similar"
-    return path if path in ("/", "/recommend", "/events", "/health", "/metrics") else "other"
+    return path if path in ("/", "/recommend", "/events", "/items", "/health",
+                            "/metrics") else "other"
 
 
 class _Timing:
@@ -126,12 +136,34 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse({"accepted": len(rows), "seq": seqs, "durable": service.log is not None,
                              "foldin_ms": seconds * 1e3})
 
+    @app.post("/items", status_code=201)
+    async def add_item(item: NewItem):
+        """Add an item from its text; it is durable and searchable when this returns."""
+        try:
+            service.check_new_item(item.item_id)
+            vector = await asyncio.to_thread(service.item_vector_from_text, item.text)
+            item_id = service.check_new_item(item.item_id)   # again: no await since here
+        except ItemExistsError as err:
+            return _error(409, err.args[0])
+        except (CannotAddItemsError, ValueError) as err:
+            return _error(422, str(err))
+        service.pending_items.add(str(item_id))
+        try:
+            if service.log is not None:
+                await asyncio.wrap_future(service.log.append_items(
+                    [(item_id, item.title, item.text, vector)]))
+        finally:
+            service.pending_items.discard(str(item_id))
+        index = service.add_item(item_id, vector, item.title)   # no await since the discard
+        return JSONResponse({"item_id": item_id, "index": index, "n_items": service.n_items,
+                             "durable": service.log is not None}, status_code=201)
+
     @app.get("/items/{item_id}/similar")
     async def similar(item_id: Annotated[str, Path(min_length=1, max_length=128)],
                       k: Annotated[int, Query(ge=1, le=MAX_K)] = 10):
         """Items of highest cosine with the item's vector."""
-        if k > service.store.n_items - 1:
-            return _error(422, f"k == {k}, must be <= {service.store.n_items - 1}")
+        if k > service.n_items - 1:
+            return _error(422, f"k == {k}, must be <= {service.n_items - 1}")
         try:
             return JSONResponse(service.similar(item_id, k))
         except UnknownItemError as err:

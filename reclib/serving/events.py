@@ -3,7 +3,9 @@
 An event is acknowledged only after the transaction that holds it has committed, and with
 ``synchronous=FULL`` a WAL commit is on disk (fsync) before ``COMMIT`` returns, so a
 ``kill -9`` of the server, or a power cut, loses no acknowledged event. On start the service
-reads the log back in order (:meth:`EventLog.replay`).
+reads the log back in order (:meth:`EventLog.replay`). Items added while serving go to a
+second table, ``items``, under the same rules, with the vector they were given, so a restart
+restores them without re-encoding their text (:meth:`EventLog.replay_items`).
 
 Writes go through one writer thread that commits whatever has queued up as one transaction
 (group commit): concurrent requests never share a connection, and under load one fsync
@@ -18,6 +20,8 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 
+import numpy as np
+
 _SCHEMA = """CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id TEXT NOT NULL,
@@ -25,6 +29,15 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS events (
     weight REAL NOT NULL,
     ts REAL
 )"""
+_ITEMS_SCHEMA = """CREATE TABLE IF NOT EXISTS items (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL UNIQUE,
+    title TEXT,
+    text TEXT,
+    vector BLOB NOT NULL
+)"""
+_INSERT = {"events": "INSERT INTO events (user_id, item_id, weight, ts) VALUES (?, ?, ?, ?)",
+           "items": "INSERT INTO items (item_id, title, text, vector) VALUES (?, ?, ?, ?)"}
 
 
 class EventLog:
@@ -41,6 +54,7 @@ class EventLog:
         self._queue: queue.Queue = queue.Queue()
         conn = self._connect()
         conn.execute(_SCHEMA)
+        conn.execute(_ITEMS_SCHEMA)
         conn.close()
         self._closed = False
         self._thread = threading.Thread(target=self._writer, name="event-log", daemon=True)
@@ -56,10 +70,19 @@ class EventLog:
 
     def append(self, rows: list[tuple]) -> Future:
         """Queue rows for the next commit; the future resolves to their ``seq`` numbers."""
+        return self._enqueue("events", rows)
+
+    def append_items(self, rows: list[tuple]) -> Future:
+        """Queue ``(item_id, title, text, vector)`` rows (vector float32) like :meth:`append`."""
+        rows = [(str(i), title, text, np.asarray(v, dtype="<f4").tobytes())
+                for i, title, text, v in rows]
+        return self._enqueue("items", rows)
+
+    def _enqueue(self, table: str, rows: list[tuple]) -> Future:
         if self._closed:
             raise RuntimeError("the event log is closed")
         fut: Future = Future()
-        self._queue.put((list(rows), fut))
+        self._queue.put((table, list(rows), fut))
         return fut
 
     def _writer(self) -> None:
@@ -81,21 +104,19 @@ class EventLog:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 results = []
-                for rows, _ in batch:
+                for table, rows, _ in batch:
                     seqs = []
                     for row in rows:
-                        cur = conn.execute("INSERT INTO events (user_id, item_id, weight, ts) "
-                                           "VALUES (?, ?, ?, ?)", row)
-                        seqs.append(cur.lastrowid)
+                        seqs.append(conn.execute(_INSERT[table], row).lastrowid)
                     results.append(seqs)
                 conn.execute("COMMIT")
             except Exception as err:         # the whole group fails together, nothing acked
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                for _, fut in batch:
+                for *_, fut in batch:
                     fut.set_exception(err)
                 continue
-            for (_, fut), seqs in zip(batch, results):
+            for (*_, fut), seqs in zip(batch, results):
                 fut.set_result(seqs)
         conn.close()
 
@@ -105,6 +126,16 @@ class EventLog:
         try:
             yield from conn.execute("SELECT seq, user_id, item_id, weight, ts FROM events "
                                     "ORDER BY seq")
+        finally:
+            conn.close()
+
+    def replay_items(self):
+        """Every added item ``(item_id, title, vector)`` in commit order."""
+        conn = self._connect()
+        try:
+            for item_id, title, blob in conn.execute("SELECT item_id, title, vector FROM items "
+                                                     "ORDER BY seq"):
+                yield item_id, title, np.frombuffer(blob, dtype="<f4").copy()
         finally:
             conn.close()
 

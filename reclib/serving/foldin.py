@@ -49,6 +49,14 @@ class IALSFoldIn:
         y64 = self.item_vectors.astype(np.float64)
         self.gram = y64.T @ y64                                      # Y^T Y, (d, d), once
 
+    def add_items(self, vectors: np.ndarray) -> None:
+        """Append item vectors (items added while serving): :math:`Y^\top Y` gains their
+        outer products, so later fold-ins treat them as items with :math:`p_{ui} = 0`."""
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.item_vectors.shape[1])
+        self.item_vectors = np.vstack([self.item_vectors, vectors])
+        v64 = vectors.astype(np.float64)
+        self.gram = self.gram + v64.T @ v64
+
     def confidence_extra(self, values: np.ndarray) -> np.ndarray:
         """:math:`c_{ui} - 1` for stored values :math:`r_{ui}`."""
         values = np.ones(len(values)) if self.binary else np.asarray(values, dtype=np.float64)

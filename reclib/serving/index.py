@@ -102,6 +102,20 @@ class Index:
     def search(self, queries, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    def add(self, vectors) -> None:
+        """Append item vectors; they take the next indices and are searched at once."""
+        vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        if vectors.shape[1] != self.item_vectors.shape[1]:
+            raise ValueError(f"vectors have {vectors.shape[1]} dimensions, the index "
+                             f"{self.item_vectors.shape[1]}")
+        if not np.isfinite(vectors).all():
+            raise ValueError("vectors hold NaN or infinite values")
+        self.item_vectors = np.vstack([self.item_vectors, vectors])
+        self._added(vectors)
+
+    def _added(self, vectors: np.ndarray) -> None:
+        pass
+
     def search_candidates(self, query, k: int, candidates: np.ndarray, exclude=None):
         """Exact top-``k`` of one query among ``candidates`` (item indices), minus ``exclude``."""
         candidates = np.unique(np.asarray(candidates, dtype=np.int64))
@@ -164,6 +178,10 @@ class _FaissIndex(Index):
 
     def _set_search_params(self, want: int) -> None:
         pass
+
+    def _added(self, vectors: np.ndarray) -> None:
+        self.index.add(vectors)
+        self._exact.item_vectors = self.item_vectors          # the same rows, not a copy
 
 
 class HNSWIndex(_FaissIndex):

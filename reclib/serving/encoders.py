@@ -1,0 +1,123 @@
+r"""User encoders: how a served model turns a user's updated history into a new vector.
+
+Every encoder answers ``user_vector(row, events)``, where ``row`` is the user's training row
+(or None for a user the model never saw) and ``events`` the ``(item, weight)`` pairs logged
+since, in arrival order. What it does with them is the model's own rule:
+
+* :class:`FoldInEncoder`, iALS: the exact least-squares fold-in of
+  :mod:`reclib.serving.foldin` over the training items plus the events, values summed.
+* :class:`SequenceEncoder`, SASRec and GRU4Rec: the user is the network's last hidden state
+  after the training sequence with the events appended,
+
+  .. math::
+
+      x_u = h_L\big((i_1, \dots, i_{n_u}, e_1, \dots, e_m)_{\text{last } L}\big),
+      \qquad s(u, i) = \langle x_u, E_i \rangle ,
+
+  which is exactly how :meth:`~reclib.neural.SASRec.score_histories` scores a history.
+* :class:`HistoryTowerEncoder`, a :class:`~reclib.neural.TwoTower` fitted with
+  ``history=True``: the user tower re-run with the events joined to the training items
+  (:meth:`~reclib.neural.TwoTower.encode_users`).
+
+A model whose user vector reads no history (a TwoTower without ``history``, BPR) has no
+encoder: its events are logged but cannot move its vectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .foldin import IALSFoldIn
+
+
+class FoldInEncoder:
+    """iALS fold-in over training values plus logged weights (repeated items add up)."""
+
+    kind = "ials-foldin"
+
+    def __init__(self, foldin: IALSFoldIn, seen: sp.csr_matrix):
+        self.foldin, self.seen = foldin, seen
+
+    def user_vector(self, row: int | None, events: list[tuple[int, float]]) -> np.ndarray:
+        merged: dict[int, float] = {}
+        if row is not None:
+            start, stop = self.seen.indptr[row], self.seen.indptr[row + 1]
+            merged = dict(zip(self.seen.indices[start:stop].tolist(),
+                              self.seen.data[start:stop].tolist()))
+        for item, weight in events:
+            merged[item] = merged.get(item, 0.0) + weight
+        items = np.fromiter(merged.keys(), dtype=np.int64, count=len(merged))
+        values = np.fromiter(merged.values(), dtype=np.float64, count=len(merged))
+        return self.foldin.user_vector(items, values)
+
+    def add_items(self, vectors: np.ndarray) -> None:
+        self.foldin.add_items(vectors)
+
+
+class SequenceEncoder:
+    """The last hidden state of a fitted SASRec or GRU4Rec after the user's sequence.
+
+    Parameters
+    ----------
+    model : SequentialRecommender
+        Fitted; its network is run in evaluation mode on one thread.
+    """
+
+    kind = "sequence"
+
+    def __init__(self, model):
+        import torch
+        from ..neural._train import limited_threads
+        self.model, self._torch, self._threads = model, torch, limited_threads
+        self.module = model.fitted_module()
+
+    def sequence(self, row: int | None, events: list[tuple[int, float]]) -> np.ndarray:
+        """Training items in time order, then the events' items in arrival order."""
+        train = (self.model._sequence(row) if row is not None
+                 else np.zeros(0, dtype=np.int64))
+        logged = np.fromiter((item for item, _ in events), dtype=np.int64, count=len(events))
+        return np.concatenate([train, logged])
+
+    def vectors(self, sequences: list[np.ndarray]) -> np.ndarray:
+        """Hidden states ``(len(sequences), d)`` after each item-index sequence (float32)."""
+        torch = self._torch
+        seq = torch.from_numpy(self.model._pad(sequences))
+        with torch.no_grad(), self._threads(1):
+            hidden = self.module.encode(seq)[:, -1]
+        return hidden.double().numpy().astype(np.float32)
+
+    def user_vector(self, row: int | None, events: list[tuple[int, float]]) -> np.ndarray:
+        return self.vectors([self.sequence(row, events)])[0]
+
+
+class HistoryTowerEncoder:
+    """The user tower of a ``TwoTower(history=True)`` over training items plus events."""
+
+    kind = "history-tower"
+
+    def __init__(self, model):
+        self.model = model
+
+    def user_vector(self, row: int | None, events: list[tuple[int, float]]) -> np.ndarray:
+        train = (self.model.history_items_[self.model.history_indptr_[row]:
+                                           self.model.history_indptr_[row + 1]]
+                 if row is not None else np.zeros(0, dtype=np.int64))
+        logged = np.fromiter((item for item, _ in events), dtype=np.int64, count=len(events))
+        items = np.union1d(train, logged)
+        user = np.array([-1 if row is None else row], dtype=np.int64)
+        return self.model.encode_users(user, [items])[0].astype(np.float32)
+
+
+def encoder_for(store):
+    """The encoder of a :class:`~reclib.serving.store.ModelStore`, or None."""
+    if store.foldin is not None:
+        return FoldInEncoder(IALSFoldIn(store.item_vectors, **store.foldin), store.seen)
+    model = store.encoder_model
+    if model is None:
+        return None
+    if hasattr(model, "sequence_items_"):
+        return SequenceEncoder(model)
+    if getattr(model, "history", False):
+        return HistoryTowerEncoder(model)
+    raise ValueError(f"{type(model).__name__} has no serving encoder")
