@@ -32,3 +32,16 @@ def test_a_click_changes_the_next_list(payload):
 
 def test_load_test_ran_without_errors(payload):
     assert payload["load_errors"] == 0 and payload["load_requests"] > 100
+
+
+def test_sasrec_is_re_encoded_exactly_and_quickly(payload):
+    # the page says two clicks change the list, that it equals SASRec's own list for the
+    # longer history, and that a re-encode is cheap enough to run inside the request
+    assert payload["sasrec_changed"] and payload["sasrec_matches"]
+    assert payload["reencode_p99_ms"] < 5.0
+
+
+def test_an_item_added_from_text_ranks_high_for_its_real_raters(payload):
+    # the page compares the median position among raters with everyone else and with 50%
+    assert payload["rater_rank"] < payload["other_rank"] < 0.5
+    assert 0.0 <= payload["rater_top10"] < 0.5
