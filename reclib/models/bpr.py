@@ -248,7 +248,7 @@ def _bpr_epoch_batched(indptr, indices, users, P, Q, bias, lr, reg, use_bias, se
 #: Groups of users and of items for the stratified parallel epoch (fixed, so the result does
 #: not depend on the number of threads); catalogues under ``_MIN_GROUP * _N_STRATA`` items
 #: run as one stratum.
-_N_STRATA = 4
+_N_STRATA = 16
 _MIN_GROUP = 64
 
 
@@ -256,8 +256,9 @@ def _strata_plan(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, n_i
                  n_strata: int, rng: np.random.Generator):
     """One epoch's random groups: users cut by equal rating counts, items by equal sizes.
 
-    Returns ``(order, block_starts, item_members, member_starts)``: the ratings sorted by
-    block ``g_u * S + g_i`` with each block's start, and the items of each group.
+    Returns ``(pairs, block_starts, item_members, member_starts)``: the ratings'
+    ``(user, item)`` pairs sorted by block ``g_u * S + g_i`` (one row read per draw), each
+    block's start, and the items of each group.
     """
     n_users = len(indptr) - 1
     perm_u = rng.permutation(n_users)
@@ -269,14 +270,31 @@ def _strata_plan(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, n_i
     g_i = np.empty(n_items, dtype=np.int64)
     g_i[item_members] = np.arange(n_items) * n_strata // n_items
     member_starts = (np.arange(n_strata + 1) * n_items + n_strata - 1) // n_strata
-    block = g_u[users] * n_strata + g_i[indices]
-    order = np.argsort(block, kind="stable").astype(np.int64)
-    block_starts = np.r_[0, np.cumsum(np.bincount(block, minlength=n_strata ** 2))]
-    return order, block_starts.astype(np.int64), item_members, member_starts.astype(np.int64)
+    pairs, block_starts = _block_sort(g_u, g_i, users, indices, n_strata)
+    return pairs, block_starts, item_members, member_starts.astype(np.int64)
+
+
+@numba.njit(cache=True)
+def _block_sort(g_u, g_i, users, indices, n_strata):  # pragma: no cover - jit
+    """``(user, item)`` rows sorted by block ``g_u * S + g_i`` (a stable counting sort, O(n))."""
+    n_blocks = n_strata * n_strata
+    starts = np.zeros(n_blocks + 1, dtype=np.int64)
+    for r in range(len(users)):
+        starts[g_u[users[r]] * n_strata + g_i[indices[r]] + 1] += 1
+    for b in range(n_blocks):
+        starts[b + 1] += starts[b]
+    fill = starts[:-1].copy()
+    pairs = np.empty((len(users), 2), dtype=np.int32)
+    for r in range(len(users)):
+        b = g_u[users[r]] * n_strata + g_i[indices[r]]
+        pairs[fill[b], 0] = users[r]
+        pairs[fill[b], 1] = indices[r]
+        fill[b] += 1
+    return pairs, starts
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
-def _bpr_epoch_strata(indptr, indices, users, P, Q, bias, lr, reg, use_bias, order,
+def _bpr_epoch_strata(indptr, indices, users, P, Q, bias, lr, reg, use_bias, pairs,
                       block_starts, item_members, member_starts, n_strata, schedule,
                       seeds):  # pragma: no cover - jit
     r"""An epoch in strata: the blocks of a stratum share no user and no item, so they run on
@@ -302,9 +320,9 @@ def _bpr_epoch_strata(indptr, indices, users, P, Q, bias, lr, reg, use_bias, ord
             g_lo, g_size = member_starts[b], member_starts[b + 1] - member_starts[b]
             total = 0.0
             for _ in range(size):
-                idx = order[lo + np.random.randint(size)]
-                u = users[idx]
-                i = indices[idx]
+                row = lo + np.random.randint(size)
+                u = np.int64(pairs[row, 0])
+                i = np.int64(pairs[row, 1])
                 start, stop = indptr[u], indptr[u + 1]
                 tries = 0
                 while True:

@@ -22,7 +22,8 @@ import scipy.sparse as sp
 from .._validation import check_choice
 from ..interactions import Interactions
 from ._factor_base import FactorModel
-from ._sgd_kernels import als_rows, mf_epoch_strata, mf_loss_chunked, shuffle_blocks
+from ._sgd_kernels import (als_rows, block_records, mf_epoch_records, mf_loss_chunked,
+                          shuffle_block_records)
 
 #: Groups of users (and of items) for the stratified SGD pass; fixed, so that the result
 #: does not depend on the number of threads.
@@ -102,22 +103,28 @@ class FunkSVD(FactorModel):
 
     def _init_state(self, data, rng) -> None:
         k = self.n_factors
-        self.user_factors_ = rng.normal(0.0, self.init_std, (data.n_users, k))
-        self.item_factors_ = rng.normal(0.0, self.init_std, (data.n_items, k))
+        sgd = hasattr(self, "lr") and getattr(self, "solver", "sgd") == "sgd"
+        # SGD keeps the factors in float32: half the bytes per step, and a step of size lr
+        # moves them far above float32's resolution (the kernels sum in float64)
+        dtype = np.float32 if sgd else np.float64
+        self.user_factors_ = rng.normal(0.0, self.init_std, (data.n_users, k)).astype(dtype)
+        self.item_factors_ = rng.normal(0.0, self.init_std, (data.n_items, k)).astype(dtype)
         self.user_bias_ = np.zeros(data.n_users) if self._biased else None
         self.item_bias_ = np.zeros(data.n_items) if self._biased else None
-        if hasattr(self, "lr") and getattr(self, "solver", "sgd") == "sgd":
-            self._strata = sgd_strata(data.users, data.items, data.n_users, data.n_items,
-                                      _N_STRATA, rng)
+        if sgd:
+            order, block_starts = sgd_strata(data.users, data.items, data.n_users,
+                                             data.n_items, _N_STRATA, rng)
+            self._strata = (block_records(data.users, data.items, data.ratings, order),
+                            block_starts)
 
     def _epoch(self, data, rng) -> None:
-        order, block_starts = self._strata
-        shuffle_blocks(order, block_starts, rng.integers(0, 2**31 - 1, len(block_starts) - 1))
+        records, block_starts = self._strata
+        shuffle_block_records(records, block_starts,
+                              rng.integers(0, 2**31 - 1, len(block_starts) - 1))
         dummy = np.zeros(1)
         previous = numba.set_parallel_chunksize(1)     # a block to whichever thread is free
         try:
-            mf_epoch_strata(data.users, data.items, data.ratings, order, block_starts,
-                            _N_STRATA, rng.permutation(_N_STRATA),
+            mf_epoch_records(records, block_starts, _N_STRATA, rng.permutation(_N_STRATA),
                             self.mean_ if self._biased else 0.0,
                             self.user_bias_ if self._biased else dummy,
                             self.item_bias_ if self._biased else dummy,

@@ -106,21 +106,37 @@ def test_strata_plan_groups_and_blocks():
     from reclib.models.bpr import _strata_plan
 
     X, users = random_csr(seed=1)
-    order, starts, members, member_starts = _strata_plan(X.indptr, X.indices, users, 300, 4,
+    pairs, starts, members, member_starts = _strata_plan(X.indptr, X.indices, users, 300, 4,
                                                          np.random.default_rng(0))
-    np.testing.assert_array_equal(np.sort(order), np.arange(X.nnz))
+    # every rating once, as its (user, item) pair
+    got = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    want = np.lexsort((X.indices, users))
+    np.testing.assert_array_equal(pairs[got], np.c_[users, X.indices][want])
     np.testing.assert_array_equal(np.sort(members), np.arange(300))
     assert np.all(np.diff(member_starts) == 75)                 # equal item groups
     group_of = np.empty(300, int)
     for g in range(4):
         group_of[members[member_starts[g]:member_starts[g + 1]]] = g
     for blk in range(16):
-        block = order[starts[blk]:starts[blk + 1]]
-        assert np.all(group_of[X.indices[block]] == blk % 4)   # items of group b only
+        block = pairs[starts[blk]:starts[blk + 1]]
+        assert np.all(group_of[block[:, 1]] == blk % 4)         # items of group b only
     user_group = {}
     for blk in range(16):
-        for u in users[order[starts[blk]:starts[blk + 1]]]:
+        for u in pairs[starts[blk]:starts[blk + 1], 0]:
             assert user_group.setdefault(u, blk // 4) == blk // 4   # a user sits in one group
+
+
+def test_block_sort_is_a_stable_counting_sort():
+    from reclib.models.bpr import _block_sort
+
+    rng = np.random.default_rng(3)
+    users, items = rng.integers(0, 50, 2000), rng.integers(0, 80, 2000)
+    g_u, g_i = rng.integers(0, 5, 50), rng.integers(0, 5, 80)
+    pairs, starts = _block_sort(g_u, g_i, users, items, 5)
+    block = g_u[users] * 5 + g_i[items]
+    order = np.argsort(block, kind="stable")                   # the slow reference
+    np.testing.assert_array_equal(pairs, np.c_[users, items][order])
+    np.testing.assert_array_equal(starts, np.r_[0, np.cumsum(np.bincount(block, minlength=25))])
 
 
 def test_strata_epoch_steps_like_the_plain_sampler():

@@ -281,3 +281,28 @@ def test_chunked_loss_equals_numpy_objective(biased):
 def test_sgd_scratch_is_not_kept_on_the_model(planted):
     model = BiasedMF(n_factors=3, n_epochs=2, random_state=0).fit(planted)
     assert not hasattr(model, "_strata")
+
+
+@pytest.mark.parametrize("biased", [True, False])
+def test_record_epoch_is_the_index_epoch(biased):
+    """The model's path (rows packed by block, shuffled as rows) takes the same steps as the
+    index path: the same shuffle seeds put the rows in the order of the shuffled indices."""
+    from reclib.models._sgd_kernels import (block_records, mf_epoch_records, mf_epoch_strata,
+                                            shuffle_block_records, shuffle_blocks)
+
+    users, items, ratings, params, order, starts = strata_problem(seed=4)
+    S, schedule, seeds = 4, np.array([1, 3, 0, 2]), np.arange(16) + 7
+    records = block_records(users, items, ratings, order)
+    shuffled = order.copy()
+    shuffle_blocks(shuffled, starts, seeds)
+    shuffle_block_records(records, starts, seeds)
+    np.testing.assert_array_equal(records, np.column_stack([users[shuffled], items[shuffled],
+                                                            ratings[shuffled]]))
+    args = [params["mean"] if biased else 0.0]
+    ref = [params[k].copy() for k in ("user_bias", "item_bias", "P", "Q")]
+    fast = [params[k].copy() for k in ("user_bias", "item_bias", "P", "Q")]
+    mf_epoch_strata(users, items, ratings, shuffled, starts, S, schedule, *args, *ref, 0.01,
+                    0.3, 0.2, biased)
+    mf_epoch_records(records, starts, S, schedule, *args, *fast, 0.01, 0.3, 0.2, biased)
+    for a, b in zip(fast, ref):
+        np.testing.assert_array_equal(a, b)
