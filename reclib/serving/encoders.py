@@ -15,11 +15,7 @@ since, in arrival order. What it does with them is the model's own rule:
       \qquad s(u, i) = \langle x_u, E_i \rangle ,
 
   which is exactly how :meth:`~reclib.neural.SASRec.score_histories` scores a history.
-* :class:`HistoryTowerEncoder`, a :class:`~reclib.neural.TwoTower` fitted with
-  ``history=True``: the user tower re-run with the events joined to the training items
-  (:meth:`~reclib.neural.TwoTower.encode_users`).
-
-A model whose user vector reads no history (a TwoTower without ``history``, BPR) has no
+A model whose user vector reads no history (TwoTower, BPR) has no
 encoder: its events are logged but cannot move its vectors.
 """
 
@@ -91,24 +87,6 @@ class SequenceEncoder:
         return self.vectors([self.sequence(row, events)])[0]
 
 
-class HistoryTowerEncoder:
-    """The user tower of a ``TwoTower(history=True)`` over training items plus events."""
-
-    kind = "history-tower"
-
-    def __init__(self, model):
-        self.model = model
-
-    def user_vector(self, row: int | None, events: list[tuple[int, float]]) -> np.ndarray:
-        train = (self.model.history_items_[self.model.history_indptr_[row]:
-                                           self.model.history_indptr_[row + 1]]
-                 if row is not None else np.zeros(0, dtype=np.int64))
-        logged = np.fromiter((item for item, _ in events), dtype=np.int64, count=len(events))
-        items = np.union1d(train, logged)
-        user = np.array([-1 if row is None else row], dtype=np.int64)
-        return self.model.encode_users(user, [items])[0].astype(np.float32)
-
-
 def encoder_for(store):
     """The encoder of a :class:`~reclib.serving.store.ModelStore`, or None."""
     if store.foldin is not None:
@@ -118,6 +96,4 @@ def encoder_for(store):
         return None
     if hasattr(model, "sequence_items_"):
         return SequenceEncoder(model)
-    if getattr(model, "history", False):
-        return HistoryTowerEncoder(model)
     raise ValueError(f"{type(model).__name__} has no serving encoder")

@@ -4,8 +4,7 @@ It holds no HTTP code, so tests and the notebook can drive it directly. Raw ids 
 JSON numbers or strings and are compared as text (``42`` and ``"42"`` are the same user).
 
 * A known user is scored with their vector. With a model that has a user encoder
-  (:mod:`reclib.serving.encoders`: iALS fold-in, SASRec/GRU4Rec, a history-reading
-  two-tower) their vector is recomputed from training history plus logged events after
+  (:mod:`reclib.serving.encoders`: iALS fold-in, SASRec/GRU4Rec) their vector is recomputed from training history plus logged events after
   every event, so the very next request sees it.
 * An unknown user without events gets the popularity list; after their first event an
   encoder gives them a vector of their own (a model without one keeps the popularity list,

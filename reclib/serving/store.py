@@ -25,10 +25,8 @@ so that an index over the rows :math:`y_i` answers a recommendation (see
   The fitted network travels in the store, so a user is re-encoded after each event
   (:mod:`reclib.serving.encoders`).
 * :class:`~reclib.neural.TwoTower`: the towers' unit vectors (the temperature only rescales
-  the scores, it does not change the order). Fitted with ``history=True`` its user tower
-  reads the user's items and travels in the store, so events re-encode the user; without
-  it the tower reads only the user's id and features, so events are logged but cannot move
-  the vector.
+  the scores, it does not change the order). Its user tower reads only the user's id and
+  features, not the history, so events are logged but cannot move its vectors.
 
 Models that are not factorised (EASE's item-item matrix, the neighbourhood models) have no
 user vector to index; :func:`export_model` refuses them with an error that says so.
@@ -96,7 +94,7 @@ class ModelStore:
         The class the vectors came from.
     item_titles : ndarray of str, optional
     encoder_model : Recommender, optional
-        A fitted SASRec, GRU4Rec or ``TwoTower(history=True)`` that re-encodes users from
+        A fitted SASRec or GRU4Rec that re-encodes users from
         their updated history (:mod:`reclib.serving.encoders`).
     text_map : dict, optional
         ``{"W": (t, d), "text_mean": (t,), "factor_mean": (d,), "encoder": name}``: how a
@@ -279,8 +277,6 @@ def export_model(model, item_titles=None, train=None, text_encoder=None) -> Mode
         encoder_model = model
     elif "user_vectors_" in attrs and "item_vectors_" in attrs:        # two-tower models
         users, items = model.user_vectors_, model.item_vectors_
-        if getattr(model, "history", False):
-            encoder_model = model
     else:
         raise StoreError(
             f"{type(model).__name__} cannot be served by reclib.serving: its scores are not an "
