@@ -103,15 +103,11 @@ class FunkSVD(FactorModel):
 
     def _init_state(self, data, rng) -> None:
         k = self.n_factors
-        sgd = hasattr(self, "lr") and getattr(self, "solver", "sgd") == "sgd"
-        # SGD keeps the factors in float32: half the bytes per step, and a step of size lr
-        # moves them far above float32's resolution (the kernels sum in float64)
-        dtype = np.float32 if sgd else np.float64
-        self.user_factors_ = rng.normal(0.0, self.init_std, (data.n_users, k)).astype(dtype)
-        self.item_factors_ = rng.normal(0.0, self.init_std, (data.n_items, k)).astype(dtype)
+        self.user_factors_ = rng.normal(0.0, self.init_std, (data.n_users, k))
+        self.item_factors_ = rng.normal(0.0, self.init_std, (data.n_items, k))
         self.user_bias_ = np.zeros(data.n_users) if self._biased else None
         self.item_bias_ = np.zeros(data.n_items) if self._biased else None
-        if sgd:
+        if hasattr(self, "lr") and getattr(self, "solver", "sgd") == "sgd":
             order, block_starts = sgd_strata(data.users, data.items, data.n_users,
                                              data.n_items, _N_STRATA, rng)
             self._strata = (block_records(data.users, data.items, data.ratings, order),
