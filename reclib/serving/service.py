@@ -4,8 +4,9 @@ It holds no HTTP code, so tests and the notebook can drive it directly. Raw ids 
 JSON numbers or strings and are compared as text (``42`` and ``"42"`` are the same user).
 
 * A known user is scored with their vector. With a model that has a user encoder
-  (:mod:`reclib.serving.encoders`: iALS fold-in, SASRec/GRU4Rec) their vector is recomputed from training history plus logged events after
-  every event, so the very next request sees it.
+  (:mod:`reclib.serving.encoders`: iALS fold-in, SASRec/GRU4Rec) their vector is
+  recomputed from training history plus logged events after every event, so the very next
+  request sees it.
 * An unknown user without events gets the popularity list; after their first event an
   encoder gives them a vector of their own (a model without one keeps the popularity list,
   minus the items they already have).
@@ -200,8 +201,9 @@ class Service:
         if e.shape != text_map["text_mean"].shape:
             raise CannotAddItemsError(f"the encoder gives {e.shape[0]}-dimensional vectors, the "
                                       f"text map expects {text_map['text_mean'].shape[0]}")
-        return (text_map["factor_mean"] + (e - text_map["text_mean"]) @ text_map["W"]
-                ).astype(np.float32)
+        from ..text.hybrid import map_text
+        return map_text(e, text_map["text_mean"], text_map["W"],
+                        text_map["factor_mean"]).astype(np.float32)
 
     def check_new_item(self, item_id):
         """The id a new item is stored under (an int where the catalogue's ids are ints)."""

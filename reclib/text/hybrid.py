@@ -123,4 +123,11 @@ class TextMappedALS(ImplicitALS):
         if embeddings.ndim != 2 or embeddings.shape[1] != len(self.text_mean_):
             raise ValueError(f"embeddings has shape {embeddings.shape}; expected (n, "
                              f"{len(self.text_mean_)}), the width the map was fitted on")
-        return self.factor_mean_ + (embeddings - self.text_mean_) @ self.text_map_
+        return map_text(embeddings, self.text_mean_, self.text_map_, self.factor_mean_)
+
+
+def map_text(embeddings: np.ndarray, text_mean: np.ndarray, text_map: np.ndarray,
+             factor_mean: np.ndarray) -> np.ndarray:
+    """:math:`\bar q + W^\top (e - \bar e)` for rows ``e`` of ``embeddings`` (the fitted map's
+    arrays passed in, so a server holding only the arrays applies the same map)."""
+    return factor_mean + (np.asarray(embeddings, dtype=np.float64) - text_mean) @ text_map
