@@ -15,7 +15,20 @@ since, in arrival order. What it does with them is the model's own rule:
       \qquad s(u, i) = \langle x_u, E_i \rangle ,
 
   which is exactly how :meth:`~reclib.neural.SASRec.score_histories` scores a history.
-A model whose user vector reads no history (TwoTower, BPR) has no
+* :class:`HistoryTowerEncoder`, a TwoTower fitted with ``history=True``: the user tower run on
+  the mean item-id embedding :math:`E_j` over the training items :math:`\mathcal I_u` and the
+  events' items :math:`\mathcal J_u` together (:meth:`~reclib.neural.TwoTower.encode_users`),
+
+  .. math::
+
+      x_u = u\Big(\frac{1}{|\mathcal H_u|} \sum_{j \in \mathcal H_u} E_j,\; f_u\Big),
+      \qquad \mathcal H_u = \mathcal I_u \cup \mathcal J_u ,
+
+  with :math:`f_u` the user's side-feature fields (zero for a user the model never saw).
+  The history is a set, as in training: an event on an item the user already has, or a
+  repeated event, moves nothing, and event weights are not read.
+
+A model whose user vector reads no history (BPR, a TwoTower with ``history=False``) has no
 encoder: its events are logged but cannot move its vectors.
 """
 
@@ -87,6 +100,35 @@ class SequenceEncoder:
         return self.vectors([self.sequence(row, events)])[0]
 
 
+class HistoryTowerEncoder:
+    """The user tower of a TwoTower fitted with ``history=True``, on the updated history.
+
+    Parameters
+    ----------
+    model : TwoTower
+        Fitted with ``history=True``.
+    """
+
+    kind = "two-tower-history"
+
+    def __init__(self, model):
+        self.model = model
+
+    def history(self, row: int | None, events: list[tuple[int, float]]) -> np.ndarray:
+        """Training items, then the events' items not already in it, each once (first seen)."""
+        model = self.model
+        train = (model.history_items_[model.history_indptr_[row]:model.history_indptr_[row + 1]]
+                 if row is not None else np.zeros(0, dtype=np.int64))
+        logged = np.fromiter((item for item, _ in events), dtype=np.int64, count=len(events))
+        items = np.concatenate([train, logged])
+        _, first = np.unique(items, return_index=True)
+        return items[np.sort(first)]
+
+    def user_vector(self, row: int | None, events: list[tuple[int, float]]) -> np.ndarray:
+        vector = self.model.encode_users([self.history(row, events)], [row])[0]
+        return vector.astype(np.float32)
+
+
 def encoder_for(store):
     """The encoder of a :class:`~reclib.serving.store.ModelStore`, or None."""
     if store.foldin is not None:
@@ -96,4 +138,6 @@ def encoder_for(store):
         return None
     if hasattr(model, "sequence_items_"):
         return SequenceEncoder(model)
+    if hasattr(model, "history_items_") and hasattr(model, "encode_users"):
+        return HistoryTowerEncoder(model)
     raise ValueError(f"{type(model).__name__} has no serving encoder")

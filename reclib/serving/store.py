@@ -25,8 +25,10 @@ so that an index over the rows :math:`y_i` answers a recommendation (see
   The fitted network travels in the store, so a user is re-encoded after each event
   (:mod:`reclib.serving.encoders`).
 * :class:`~reclib.neural.TwoTower`: the towers' unit vectors (the temperature only rescales
-  the scores, it does not change the order). Its user tower reads only the user's id and
-  features, not the history, so events are logged but cannot move its vectors.
+  the scores, it does not change the order). With ``history=False`` its user tower reads only
+  the user's id and features, not the history, so events are logged but cannot move its
+  vectors; with ``history=True`` the fitted model travels in the store, as SASRec's does, and
+  a user is re-encoded from the updated history after each event.
 
 Models that are not factorised (EASE's item-item matrix, the neighbourhood models) have no
 user vector to index; :func:`export_model` refuses them with an error that says so.
@@ -94,7 +96,7 @@ class ModelStore:
         The class the vectors came from.
     item_titles : ndarray of str, optional
     encoder_model : Recommender, optional
-        A fitted SASRec or GRU4Rec that re-encodes users from
+        A fitted SASRec, GRU4Rec or TwoTower (``history=True``) that re-encodes users from
         their updated history (:mod:`reclib.serving.encoders`).
     text_map : dict, optional
         ``{"W": (t, d), "text_mean": (t,), "factor_mean": (d,), "encoder": name}``: how a
@@ -277,6 +279,8 @@ def export_model(model, item_titles=None, train=None, text_encoder=None) -> Mode
         encoder_model = model
     elif "user_vectors_" in attrs and "item_vectors_" in attrs:        # two-tower models
         users, items = model.user_vectors_, model.item_vectors_
+        if "history_items_" in attrs:                # history=True: re-encodes users
+            encoder_model = model
     else:
         raise StoreError(
             f"{type(model).__name__} cannot be served by reclib.serving: its scores are not an "

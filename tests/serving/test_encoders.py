@@ -1,4 +1,5 @@
-"""Serving encoders: SASRec/GRU4Rec re-encoding, items added from text, their replay."""
+"""Serving encoders: SASRec/GRU4Rec and history two-tower re-encoding, items added from text,
+their replay."""
 
 from __future__ import annotations
 
@@ -79,6 +80,92 @@ def test_a_damaged_embedded_model_names_the_file(sequence_model, tmp_path):
     with pytest.raises(StoreError, match="seq.npz.*embedded model.*n_factors"):
         ModelStore.load(path)
 
+
+# ---------------------------------------------------------------------- history two-tower
+@pytest.fixture(scope="module")
+def history_tower():
+    from reclib.neural import TwoTower
+    return TwoTower(n_factors=8, layers=[16], out=8, n_epochs=5, batch_size=32, lr=0.01,
+                    history=True, features=None, device="cpu", random_state=0).fit(_sequences())
+
+
+def test_history_tower_store_scores_as_the_model_does(history_tower, tmp_path):
+    model = history_tower
+    store = export_model(model)
+    np.testing.assert_allclose(store.user_vectors, model.user_vectors_, atol=1e-6)
+    np.testing.assert_allclose(store.item_vectors, model.item_vectors_, atol=1e-6)
+    scores = store.user_vectors.astype(np.float64) @ store.item_vectors.T.astype(np.float64)
+    reference = model._score_users(np.arange(model.n_users)) * model.temperature  # cosines
+    np.testing.assert_allclose(scores, reference, atol=1e-5)
+    loaded = ModelStore.load(store.save(tmp_path / "tower.npz"))
+    assert type(loaded.encoder_model) is type(model) and loaded.encoder_model.history
+    np.testing.assert_array_equal(loaded.user_vectors, store.user_vectors)
+    np.testing.assert_array_equal(loaded.encoder_model.history_items_, model.history_items_)
+    np.testing.assert_array_equal(loaded.encoder_model.history_indptr_, model.history_indptr_)
+    assert Service(loaded, build_index(loaded.item_vectors)).health()["encoder"] == \
+        "two-tower-history"
+
+
+def test_a_tower_without_history_keeps_no_encoder():
+    from reclib.neural import TwoTower
+    model = TwoTower(n_factors=4, layers=[], out=4, n_epochs=1, features=None, device="cpu",
+                     random_state=0).fit(_sequences())
+    store = export_model(model)
+    assert store.encoder_model is None
+    assert Service(store, build_index(store.item_vectors)).health()["encoder"] is None
+
+
+def _ranked(model, history, row, k, exclude):
+    """Top-k items of ``encode_users`` on ``history``, ``exclude`` left out (as the service)."""
+    vector = model.encode_users([np.asarray(history, dtype=np.int64)], [row])[0]
+    scores = model.item_vectors_ @ vector
+    scores[np.asarray(sorted(exclude), dtype=np.int64)] = -np.inf
+    order = np.argsort(-scores, kind="stable")[:k]
+    return model.item_ids_[order].tolist(), scores[order]
+
+
+def test_history_tower_events_re_encode_known_and_unknown_users(history_tower):
+    model = history_tower
+    store = export_model(model)
+    service = Service(store, build_index(store.item_vectors))
+    row = 3
+    user = model.user_ids_[row]
+    train = model.history_items_[model.history_indptr_[row]:model.history_indptr_[row + 1]]
+    new = [0, 17, 17, int(train[0])]                 # a repeat and a training item: no effect
+    service.apply(service.check_events([{"user_id": user, "item_id": model.item_ids_[i]}
+                                        for i in new]))
+    longer = list(train) + [0, 17]
+    seen = set(train.tolist()) | set(new)
+    got = service.recommend(user, 5)
+    want_items, want_scores = _ranked(model, longer, row, 5, seen)
+    assert got["source"] == "model" and got["items"] == want_items
+    np.testing.assert_allclose(got["scores"], want_scores, atol=1e-5)
+    assert np.abs(service.user_vector(str(user)) - store.user_vectors[row]).max() > 1e-4
+    # a user the model never saw: popularity first, a vector of their own after one event
+    assert service.recommend("stranger", 5)["source"] == "popularity"
+    service.apply(service.check_events([{"user_id": "stranger", "item_id": model.item_ids_[5]}]))
+    got = service.recommend("stranger", 5)
+    want_items, _ = _ranked(model, [5], None, 5, {5})
+    assert got["source"] == "model" and got["items"] == want_items
+
+
+
+def test_history_tower_model_file_serves_and_replays_events(history_tower, tmp_path):
+    from reclib.serving import load_any
+    model = history_tower
+    store = load_any(model.save(tmp_path / "tower"))          # a model file, not a store
+    assert store.encoder_model is not None
+    log = EventLog(tmp_path / "log.sqlite")
+    service = Service(store, build_index(store.item_vectors), log)
+    rows = service.check_events([{"user_id": model.user_ids_[2], "item_id": model.item_ids_[9]},
+                                 {"user_id": "newcomer", "item_id": model.item_ids_[4]}])
+    log.append(rows).result()
+    service.apply(rows)
+    before = [service.recommend(u, 5) for u in (model.user_ids_[2], "newcomer")]
+    log.close()
+    restarted = Service(store, build_index(store.item_vectors), EventLog(tmp_path / "log.sqlite"))
+    assert restarted.replayed == 2
+    assert [restarted.recommend(u, 5) for u in (model.user_ids_[2], "newcomer")] == before
 
 # ---------------------------------------------------------------------- items from text
 class TopicEncoder:
