@@ -64,8 +64,8 @@ class BPR(Recommender):
 
     Attributes
     ----------
-    user_factors_, item_factors_ : ndarray
-    item_bias_ : ndarray of shape (n_items,)
+    user_factors_, item_factors_ : ndarray of float32
+    item_bias_ : ndarray of float32, shape (n_items,)
     loss_history_ : ndarray
         Mean of :math:`-\ln\sigma(\hat x_{uij})` over each epoch's sampled triples.
     """
@@ -99,9 +99,11 @@ class BPR(Recommender):
                              "to sample")
         rng = check_random_state(self.random_state)
         scale = self.init_std / np.sqrt(self.n_factors)
-        P = rng.standard_normal((n_users, self.n_factors)) * scale
-        Q = rng.standard_normal((n_items, self.n_factors)) * scale
-        bias = np.zeros(n_items)
+        # float32 tables, as implicit's: half the memory traffic of a step, and SGD noise is
+        # far above float32 rounding
+        P = (rng.standard_normal((n_users, self.n_factors)) * scale).astype(np.float32)
+        Q = (rng.standard_normal((n_items, self.n_factors)) * scale).astype(np.float32)
+        bias = np.zeros(n_items, dtype=np.float32)
         users = np.repeat(np.arange(n_users), np.diff(X.indptr))
         history = []
         for epoch in tqdm(range(self.n_epochs), desc=type(self).__name__,
@@ -165,6 +167,70 @@ def bpr_step(p_u, q_i, q_j, bias, i, j, lr, reg, use_bias):  # pragma: no cover 
         bias[i] += lr * (g - reg * bi)
         bias[j] += lr * (-g - reg * bj)
     return loss
+
+
+@numba.njit(cache=True, fastmath=True, inline="always", error_model="numpy")
+def _bpr_step_rows(P, Q, bias, u, i, j, lr, reg, use_bias):  # pragma: no cover - jit
+    r""":func:`bpr_step` on rows ``P[u]``, ``Q[i]``, ``Q[j]`` of float32 tables, in float32.
+
+    The margin's exponential and logarithm are taken in float64; the row updates use
+    :math:`\eta`, :math:`\lambda` and :math:`g` rounded to float32, so no element is widened
+    and narrowed again. It equals :func:`bpr_step` to float32 rounding (tested).
+    """
+    f = P.shape[1]
+    x = np.float32(0.0)
+    for k in range(f):
+        x += P[u, k] * (Q[i, k] - Q[j, k])
+    if use_bias:
+        x += bias[i] - bias[j]
+    x_uij = np.float64(x)
+    if x_uij >= 0:
+        e = np.exp(-x_uij)
+        g64 = e / (1.0 + e)
+        loss = np.log1p(e)
+    else:
+        e = np.exp(x_uij)
+        g64 = 1.0 / (1.0 + e)
+        loss = -x_uij + np.log1p(e)
+    g, a, r = np.float32(g64), np.float32(lr), np.float32(reg)
+    for k in range(f):
+        pu, qi, qj = P[u, k], Q[i, k], Q[j, k]
+        P[u, k] = pu + a * (g * (qi - qj) - r * pu)
+        Q[i, k] = qi + a * (g * pu - r * qi)
+        Q[j, k] = qj + a * (-g * pu - r * qj)
+    if use_bias:
+        bi, bj = bias[i], bias[j]
+        bias[i] = bi + a * (g - r * bi)
+        bias[j] = bj + a * (-g - r * bj)
+    return loss
+
+
+@numba.njit(cache=True, inline="always")
+def _next_u64(state):  # pragma: no cover - jit
+    """SplitMix64 (Steele, Lea and Flood, 2014): the next 64 random bits of ``state[0]``."""
+    z = state[0] + np.uint64(0x9E3779B97F4A7C15)
+    state[0] = z
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(cache=True, inline="always")
+def _uniform_below(state, n):  # pragma: no cover - jit
+    """An integer uniform on ``[0, n)`` for ``0 < n < 2**32``, exactly.
+
+    Lemire's (2019) multiply-shift: the high half of ``x * n`` for 32 random bits ``x``,
+    redrawn in the rare case that the low half falls below ``2**32 mod n``, which is what
+    makes every value equally likely. A draw costs one multiplication, not a division.
+    """
+    m = (_next_u64(state) >> np.uint64(32)) * np.uint64(n)
+    low = m & np.uint64(0xFFFFFFFF)
+    if low < np.uint64(n):
+        threshold = (np.uint64(0x100000000) - np.uint64(n)) % np.uint64(n)
+        while low < threshold:
+            m = (_next_u64(state) >> np.uint64(32)) * np.uint64(n)
+            low = m & np.uint64(0xFFFFFFFF)
+    return np.int64(m >> np.uint64(32))
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -307,6 +373,9 @@ def _bpr_epoch_strata(indptr, indices, users, P, Q, bias, lr, reg, use_bias, pai
     :func:`_bpr_epoch`; and as the item groups are a fresh random partition into equal sizes
     each epoch, :math:`j` given :math:`(u, i)` is again uniform over the items :math:`u` has
     not interacted with. A user who holds every item of the group gets no step there.
+
+    Each block draws from its own SplitMix64 stream seeded by ``seeds`` (:func:`_uniform_below`),
+    and steps through :func:`_bpr_step_rows` on the float32 tables.
     """
     S = n_strata
     totals = np.zeros(S * S)
@@ -315,18 +384,19 @@ def _bpr_epoch_strata(indptr, indices, users, P, Q, bias, lr, reg, use_bias, pai
         for a in numba.prange(S):
             b = (a + s) % S
             blk = a * S + b
-            np.random.seed(seeds[blk])
+            state = np.empty(1, dtype=np.uint64)             # the block's own stream
+            state[0] = np.uint64(seeds[blk])
             lo, size = block_starts[blk], block_starts[blk + 1] - block_starts[blk]
             g_lo, g_size = member_starts[b], member_starts[b + 1] - member_starts[b]
             total = 0.0
             for _ in range(size):
-                row = lo + np.random.randint(size)
+                row = lo + _uniform_below(state, size)
                 u = np.int64(pairs[row, 0])
                 i = np.int64(pairs[row, 1])
                 start, stop = indptr[u], indptr[u + 1]
                 tries = 0
                 while True:
-                    j = item_members[g_lo + np.random.randint(g_size)]
+                    j = item_members[g_lo + _uniform_below(state, g_size)]
                     if not _contains(indices, start, stop, j):
                         break
                     tries += 1
@@ -339,7 +409,7 @@ def _bpr_epoch_strata(indptr, indices, users, P, Q, bias, lr, reg, use_bias, pai
                             j = -1
                             break
                 if j >= 0:
-                    total += bpr_step(P[u], Q[i], Q[j], bias, i, j, lr, reg, use_bias)
+                    total += _bpr_step_rows(P, Q, bias, u, i, j, lr, reg, use_bias)
             totals[blk] = total
     grand = 0.0
     for blk in range(S * S):

@@ -146,12 +146,13 @@ def test_strata_epoch_steps_like_the_plain_sampler():
 
     X, users = random_csr(seed=2)
     rng = np.random.default_rng(1)
-    P, Q = rng.normal(size=(120, 4)) * 0.1, rng.normal(size=(300, 4)) * 0.1
+    P = (rng.normal(size=(120, 4)) * 0.1).astype(np.float32)
+    Q = (rng.normal(size=(300, 4)) * 0.1).astype(np.float32)
     runs = []
     for _ in range(2):
         plan_rng = np.random.default_rng(5)
         plan = _strata_plan(X.indptr, X.indices, users, 300, 4, plan_rng)
-        args = [a.copy() for a in (P, Q, np.zeros(300))]
+        args = [a.copy() for a in (P, Q, np.zeros(300, dtype=np.float32))]
         loss = _bpr_epoch_strata(X.indptr, X.indices, users, *args, 0.05, 0.0, True, *plan, 4,
                                  plan_rng.permutation(4), plan_rng.integers(0, 2**31 - 1, 16))
         runs.append((loss, args))
@@ -161,7 +162,7 @@ def test_strata_epoch_steps_like_the_plain_sampler():
     bias = runs[0][1][2]
     # with reg = 0 every step moves b_i up by lr g and b_j down by lr g: the biases add to 0,
     # and an item no user has is only ever a negative
-    assert abs(bias.sum()) < 1e-9
+    assert abs(bias.sum()) < 1e-5
     never = np.setdiff1d(np.arange(300), X.indices)
     assert len(never) and np.all(bias[never] <= 0) and bias[never].min() < 0
     assert 0.3 < runs[0][0] < 1.0                             # mean -ln sigma near ln 2
@@ -173,3 +174,50 @@ def test_large_catalogue_fit_is_reproducible_and_learns():
     b = BPR(n_factors=4, n_epochs=5, random_state=0).fit(X)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
     assert a.loss_history_[-1] < a.loss_history_[0]
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_float32_row_step_is_the_reference_step(use_bias):
+    """The strata epoch's in-place float32 step equals bpr_step to float32 rounding."""
+    from reclib.models.bpr import _bpr_step_rows, bpr_step
+
+    rng = np.random.default_rng(4)
+    P = rng.normal(size=(5, 16)).astype(np.float32)
+    Q = rng.normal(size=(6, 16)).astype(np.float32)
+    b = rng.normal(size=6).astype(np.float32)
+    ref = [a.astype(np.float64) for a in (P, Q, b)]
+    for u, i, j in [(0, 1, 2), (3, 2, 5), (3, 2, 1), (4, 0, 0 + 5)]:
+        want = bpr_step(ref[0][u], ref[1][i], ref[1][j], ref[2], i, j, 0.05, 0.01, use_bias)
+        got = _bpr_step_rows(P, Q, b, u, i, j, 0.05, 0.01, use_bias)
+        assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
+        for a, r in zip((P, Q, b), ref):
+            np.testing.assert_allclose(a, r, rtol=2e-6, atol=2e-6)
+
+
+def test_uniform_below_is_uniform_and_in_range():
+    """Lemire's draw covers [0, n) with equal counts (a chi-square test), even for an n whose
+    rejection zone is large, and one seed gives one stream."""
+    import numba
+    from scipy import stats
+
+    from reclib.models.bpr import _uniform_below
+
+    @numba.njit
+    def draws(seed, n, size):
+        state = np.empty(1, dtype=np.uint64)
+        state[0] = np.uint64(seed)
+        out = np.empty(size, dtype=np.int64)
+        for t in range(size):
+            out[t] = _uniform_below(state, n)
+        return out
+
+    for n in (1, 3, 7, 1000, 2**31 + 1):
+        x = draws(11, n, 200_000)
+        assert x.min() >= 0 and x.max() < n
+        if 1 < n <= 1000:
+            counts = np.bincount(x, minlength=n)
+            assert stats.chisquare(counts).pvalue > 1e-4, n
+    np.testing.assert_array_equal(draws(5, 97, 1000), draws(5, 97, 1000))
+    assert not np.array_equal(draws(5, 97, 1000), draws(6, 97, 1000))
+    big = draws(3, 2**31 + 1, 200_000)          # the upper half is reached as often as the lower
+    assert abs((big >= 2**30).mean() - 0.5) < 0.01
