@@ -7,7 +7,7 @@
 * :mod:`~reclib.serving.index`: :class:`ExactIndex`, :class:`HNSWIndex`, :class:`IVFIndex`;
 * :mod:`~reclib.serving.foldin`: :class:`IALSFoldIn`, the exact iALS user solve;
 * :mod:`~reclib.serving.encoders`: how each model re-encodes a user after new events
-  (iALS fold-in, SASRec/GRU4Rec sequences);
+  (iALS fold-in, SASRec/GRU4Rec sequences, the history two-tower);
 * :mod:`~reclib.serving.events`: :class:`EventLog`, the durable SQLite log;
 * :mod:`~reclib.serving.service`: :class:`Service`, the state behind the routes;
 * :mod:`~reclib.serving.app`: the FastAPI app (needs the ``serving`` extra);
@@ -18,13 +18,13 @@ index and the fold-in work without the extra.
 """
 
 from .events import EventLog
-from .encoders import FoldInEncoder, SequenceEncoder
+from .encoders import FoldInEncoder, HistoryTowerEncoder, SequenceEncoder
 from .foldin import IALSFoldIn
 from .index import ExactIndex, HNSWIndex, IVFIndex, build_index, exact_topk, recall_at_k
 from .service import CannotAddItemsError, ItemExistsError, Service, UnknownItemError
 from .store import ModelStore, StoreError, export_model, load_any
 
-__all__ = ["CannotAddItemsError", "EventLog", "ExactIndex", "FoldInEncoder", "HNSWIndex",
+__all__ = ["CannotAddItemsError", "EventLog", "ExactIndex", "FoldInEncoder", "HNSWIndex", "HistoryTowerEncoder",
            "IALSFoldIn", "IVFIndex", "ItemExistsError", "ModelStore",
            "SequenceEncoder", "Service", "StoreError", "UnknownItemError", "build_index",
            "exact_topk", "export_model", "load_any", "recall_at_k"]

@@ -45,3 +45,10 @@ def test_an_item_added_from_text_ranks_high_for_its_real_raters(payload):
     # the page compares the median position among raters with everyone else and with 50%
     assert payload["rater_rank"] < payload["other_rank"] < 0.5
     assert 0.0 <= payload["rater_top10"] < 0.5
+
+
+def test_history_two_tower_is_re_encoded_exactly(payload):
+    # the page says the clicks change the history tower's list, that it equals the model's
+    # own encode_users list for the longer history, and that the pass is cheap
+    assert payload["tower_changed"] and payload["tower_matches"]
+    assert payload["tower_reencode_p99_ms"] < 5.0
