@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._rows import GrowingRows
+
 
 class IALSFoldIn:
     """Exact fold-in of users against fixed iALS item factors.
@@ -43,17 +45,22 @@ class IALSFoldIn:
                  reg_exponent: float = 1.0):
         if confidence not in ("linear", "log"):
             raise ValueError(f"confidence == {confidence!r}, must be 'linear' or 'log'")
-        self.item_vectors = np.asarray(item_vectors, dtype=np.float32)
+        self._rows = GrowingRows(item_vectors)
         self.reg, self.alpha, self.confidence = float(reg), float(alpha), confidence
         self.epsilon, self.binary, self.reg_exponent = float(epsilon), bool(binary), float(reg_exponent)
         y64 = self.item_vectors.astype(np.float64)
         self.gram = y64.T @ y64                                      # Y^T Y, (d, d), once
 
+    @property
+    def item_vectors(self) -> np.ndarray:
+        """:math:`Y`, ``(n_items, d)`` float32 (items added while serving included)."""
+        return self._rows.view
+
     def add_items(self, vectors: np.ndarray) -> None:
         """Append item vectors (items added while serving): :math:`Y^\top Y` gains their
         outer products, so later fold-ins treat them as items with :math:`p_{ui} = 0`."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.item_vectors.shape[1])
-        self.item_vectors = np.vstack([self.item_vectors, vectors])
+        self._rows.append(vectors)                     # amortised: no copy of the matrix
         v64 = vectors.astype(np.float64)
         self.gram = self.gram + v64.T @ v64
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from .._validation import check_int
 from ..core import topk
+from ._rows import GrowingRows
 
 #: Scores computed at once by the exact index: (queries x items) cells per block.
 _BLOCK_CELLS = 1 << 22
@@ -80,7 +81,16 @@ class Index:
     kind = "abstract"
 
     def __init__(self, item_vectors: np.ndarray):
-        self.item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        self.item_vectors = item_vectors
+
+    @property
+    def item_vectors(self) -> np.ndarray:
+        """The ``(n_items, d)`` float32 rows the index searches."""
+        return self._rows.view
+
+    @item_vectors.setter
+    def item_vectors(self, rows) -> None:
+        self._rows = GrowingRows(rows)
 
     @property
     def n_items(self) -> int:
@@ -110,7 +120,7 @@ class Index:
                              f"{self.item_vectors.shape[1]}")
         if not np.isfinite(vectors).all():
             raise ValueError("vectors hold NaN or infinite values")
-        self.item_vectors = np.vstack([self.item_vectors, vectors])
+        self._rows.append(vectors)                     # amortised: no copy of the matrix
         self._added(vectors)
 
     def _added(self, vectors: np.ndarray) -> None:
@@ -155,6 +165,7 @@ class _FaissIndex(Index):
         self.threads = check_int("threads", threads, minimum=1)
         faiss.omp_set_num_threads(self.threads)
         self._exact = ExactIndex(self.item_vectors)
+        self._exact._rows = self._rows                        # one buffer for both
 
     def search(self, queries, k: int, exclude=None):
         queries, k = self._check(queries, k, exclude)
@@ -181,7 +192,7 @@ class _FaissIndex(Index):
 
     def _added(self, vectors: np.ndarray) -> None:
         self.index.add(vectors)
-        self._exact.item_vectors = self.item_vectors          # the same rows, not a copy
+        self._exact._rows = self._rows                        # the same rows, not a copy
 
 
 class HNSWIndex(_FaissIndex):

@@ -160,3 +160,44 @@ def test_service_events_change_the_list_and_new_users_start_popular(store_path):
     before = svc.recommend(1, 5)
     svc.apply(svc.check_events([{"user_id": 1, "item_id": before["items"][0], "weight": 1.0}]))
     assert before["items"][0] not in svc.recommend(1, 5)["items"]
+
+
+def test_growing_rows_append_in_place_with_bounded_spare_room():
+    from reclib.serving._rows import GrowingRows
+
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(8000, 4)).astype(np.float32)
+    rows = GrowingRows(start)
+    assert rows.view.base is None or np.shares_memory(rows.view, start)   # no copy at start
+    added, buffers = [], set()
+    for _ in range(3000):
+        one = rng.normal(size=(1, 4)).astype(np.float32)
+        added.append(one)
+        rows.append(one)
+        buffers.add(id(rows._buffer))
+    np.testing.assert_array_equal(rows.view, np.vstack([start] + added))
+    assert rows.view.flags.c_contiguous
+    assert len(buffers) <= 4                        # a handful of reallocations, not 3000
+    assert rows.capacity - len(rows.view) <= max(len(rows.view) // 8, 1024)
+    with pytest.raises(ValueError, match=r"shape \(k, 4\)"):
+        rows.append(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="2-D"):
+        GrowingRows(np.zeros(3))
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_index_add_keeps_one_buffer_and_finds_the_new_rows(kind):
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(2000, 8)).astype(np.float32)
+    from reclib.serving import build_index
+    index = build_index(vectors, kind)
+    new = rng.normal(size=(5, 8)).astype(np.float32) * 10
+    for row in new:
+        index.add(row)
+    assert index.n_items == 2005
+    np.testing.assert_array_equal(index.item_vectors[-5:], new)
+    found, _ = index.search(new, 1)
+    np.testing.assert_array_equal(found[:, 0], np.arange(2000, 2005))
+    if kind != "exact":                       # the exact fallback reads the same rows
+        assert index._exact.item_vectors is not None
+        assert np.shares_memory(index._exact.item_vectors, index.item_vectors)
