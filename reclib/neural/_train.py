@@ -154,6 +154,47 @@ class RowWiseAdagrad(torch.optim.Optimizer):
         return loss
 
 
+@torch.no_grad()
+def rowwise_adagrad_rows_(weight: torch.Tensor, acc: torch.Tensor, rows: torch.Tensor,
+                          grads: torch.Tensor, lr: float, eps: float = 1e-8) -> None:
+    r"""Row-wise Adagrad from per-occurrence gradients, in place and without autograd.
+
+    ``rows`` (length :math:`m`) may repeat a row; ``grads[o]`` is the gradient of the loss
+    with respect to occurrence :math:`o`'s copy of row :math:`r_o`, so that
+    :math:`\sum_{o : r_o = r} g_o = \nabla_{e_r}` is the row's gradient. The rule is
+
+    .. math::
+
+        s_r \leftarrow s_r + \tfrac{1}{f} \sum_{o : r_o = r} \lVert g_o \rVert^2, \qquad
+        e_r \leftarrow e_r - \frac{\eta}{\sqrt{s_r} + \epsilon} \sum_{o : r_o = r} g_o ,
+
+    which is :class:`RowWiseAdagrad`'s step (the same direction :math:`\nabla_{e_r}` and the
+    same :math:`s_r` in the denominator, updated first) except that a row that occurs more
+    than once adds the sum of its occurrences' squared norms to :math:`s_r` instead of the
+    squared norm of their sum. A row that occurs once gets exactly :class:`RowWiseAdagrad`'s
+    update. No sort or coalesce: one ``index_add_`` into ``acc``, one gather of it, one
+    ``index_add_`` into ``weight``; nothing waits on the device.
+
+    Parameters
+    ----------
+    weight : tensor (n, ...)
+        The table; updated in place.
+    acc : tensor (n,)
+        :math:`s`, one accumulator per row; updated in place.
+    rows : int64 tensor (m,)
+    grads : tensor (m, ...)
+        Overwritten (it ends as the steps that were added to ``weight``).
+    lr, eps : float
+        :math:`\eta` and :math:`\epsilon`.
+    """
+    flat = grads.view(len(rows), -1)
+    f = flat.shape[1]
+    acc.index_add_(0, rows, torch.linalg.vector_norm(flat, dim=1).square_().div_(f))
+    scale = acc.index_select(0, rows).sqrt_().add_(eps).reciprocal_().mul_(-lr)
+    flat.mul_(scale[:, None])
+    weight.view(weight.shape[0], -1).index_add_(0, rows, flat)
+
+
 def sparse_parameters(module: torch.nn.Module) -> list:
     """The weight tables of ``module``'s ``nn.Embedding(sparse=True)`` layers."""
     return [p for m in module.modules() if isinstance(m, torch.nn.Embedding) and m.sparse

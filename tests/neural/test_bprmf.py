@@ -1,4 +1,5 @@
-"""BPRMF: the triple loss against its formula, on-device batches, optimisers, and seeding."""
+"""BPRMF: the triple loss against its formula, on-device batches, optimisers, seeding, and the
+fused row-wise Adagrad step against autograd and against its rule written out."""
 
 import numpy as np
 import pytest
@@ -60,7 +61,7 @@ def test_an_epoch_visits_every_pair_once_and_rarely_draws_a_positive(planted):
 @pytest.mark.parametrize("settings", [{"optimizer": "sparse_adam", "lr": 0.05, "reg": 0.03},
                                       {"optimizer": "rowwise_adagrad", "lr": 0.1, "reg": 0.01},
                                       {"optimizer": "adam", "sparse": False, "lr": 0.05,
-                                       "reg": 0.01}])
+                                       "reg": 0.03}])
 def test_each_optimiser_learns_the_planted_groups(planted, settings):
     model = BPRMF(n_factors=4, n_epochs=40, batch_size=32, device="cpu", random_state=0,
                   **settings).fit(planted)
@@ -81,3 +82,115 @@ def test_same_seed_same_weights_and_bad_settings(planted):
         BPRMF(sparse=False, optimizer="sparse_adam").fit(planted)
     with pytest.raises(ValueError, match="precision == 'half'"):
         BPRMF(precision="half").fit(planted)
+
+
+def _fused_reference(X, Y, b, u, i, j, lr, reg, sums, eps=1e-8):
+    """fused_bpr_step's rule, triple by triple in NumPy: closed-form gradients per occurrence."""
+    X, Y, b = X.copy(), Y.copy(), b.copy()
+    s_x, s_y, s_b = (s.copy() for s in sums)
+    n, f = len(u), X.shape[1]
+    c = 2 * reg / n
+    m = (X[u] * (Y[i] - Y[j])).sum(1) + b[i] - b[j]
+    d = -1 / (1 + np.exp(m)) / n                              # -sigma(-m) / B
+    g_x = d[:, None] * (Y[i] - Y[j]) + c * X[u]
+    g_y = np.concatenate([d[:, None] * X[u] + c * Y[i], -d[:, None] * X[u] + c * Y[j]])
+    g_b = np.concatenate([d + c * b[i], -d + c * b[j]])
+    out = []
+    for table, acc, rows, grads in ((X, s_x, u, g_x), (Y, s_y, np.concatenate([i, j]), g_y),
+                                    (b[:, None], s_b, np.concatenate([i, j]), g_b[:, None])):
+        table = table.copy()
+        for r in np.unique(rows):
+            acc[r] += (grads[rows == r] ** 2).sum() / table.shape[1]
+        for r in np.unique(rows):
+            table[r] -= lr * grads[rows == r].sum(0) / (np.sqrt(acc[r]) + eps)
+        out.append(table)
+    return out[0], out[1], out[2][:, 0], (s_x, s_y, s_b)
+
+
+def _module(seed=0):
+    torch.manual_seed(seed)
+    module = BPRMFModule(6, 9, 4, sparse=True, item_bias=True, init_std=1.0).double()
+    with torch.no_grad():
+        module.bias.weight.normal_()
+    return module
+
+
+def test_fused_step_is_autograd_and_rowwise_adagrad_when_no_row_repeats():
+    from reclib.neural._train import RowWiseAdagrad
+    from reclib.neural.bprmf import fused_bpr_step
+    u, i, j = torch.tensor([0, 4, 2]), torch.tensor([1, 6, 3]), torch.tensor([5, 0, 8])
+    reference, fused = _module(), _module()
+    optimiser = RowWiseAdagrad(reference.parameters(), lr=0.2)
+    state = {}
+    for _ in range(3):                         # three steps: the accumulators carry over
+        loss = reference.triple_loss(u, i, j, 0.05)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        fused_loss = fused_bpr_step(fused, state, u, i, j, lr=0.2, reg=0.05)
+        assert fused_loss.item() == pytest.approx(loss.item(), rel=1e-12)
+    for name, p in reference.named_parameters():
+        torch.testing.assert_close(dict(fused.named_parameters())[name].detach(), p.detach(),
+                                   rtol=1e-6, atol=1e-6)
+    for key, p in (("user", reference.user.weight), ("item", reference.item.weight),
+                   ("bias", reference.bias.weight)):
+        torch.testing.assert_close(state[key], optimiser.state[p]["sum"], rtol=1e-6, atol=1e-9)
+
+
+def test_fused_step_with_repeated_rows_is_its_documented_rule():
+    from reclib.neural.bprmf import fused_bpr_step
+    # user 2 three times; item 1 as a positive twice and a negative once; item 3 both ways
+    u, i, j = np.array([2, 0, 2, 2, 5]), np.array([1, 3, 1, 4, 0]), np.array([3, 1, 7, 8, 3])
+    module, state = _module(1), {}
+    X, Y = module.user.weight.detach().numpy().copy(), module.item.weight.detach().numpy().copy()
+    b = module.bias.weight.detach().numpy()[:, 0].copy()
+    sums = (np.zeros(6), np.zeros(9), np.zeros(9))
+    for _ in range(2):
+        X, Y, b, sums = _fused_reference(X, Y, b, u, i, j, 0.3, 0.02, sums)
+        fused_bpr_step(module, state, torch.tensor(u), torch.tensor(i), torch.tensor(j),
+                       lr=0.3, reg=0.02)
+    np.testing.assert_allclose(module.user.weight.detach().numpy(), X, rtol=1e-10)
+    np.testing.assert_allclose(module.item.weight.detach().numpy(), Y, rtol=1e-10)
+    np.testing.assert_allclose(module.bias.weight.detach().numpy()[:, 0], b, rtol=1e-10)
+    for key, ref in zip(("user", "item", "bias"), sums):
+        np.testing.assert_allclose(state[key].numpy(), ref, rtol=1e-10)
+
+
+def test_rowwise_adagrad_fits_through_the_fused_step_and_a_smaller_last_batch(planted):
+    from reclib.neural.bprmf import _FusedTrainer
+    model = BPRMF(n_factors=4, n_epochs=2, batch_size=48, device="cpu", random_state=0)
+    assert isinstance(model.trainer(), _FusedTrainer)
+    assert not isinstance(BPRMF(optimizer="sparse_adam").trainer(), _FusedTrainer)
+    assert not isinstance(BPRMF(precision="bf16").trainer(), _FusedTrainer)
+    assert planted.n_interactions % 48                     # the last batch is smaller
+    model.fit(planted)
+    assert len(model.loss_history_) == 2 and np.all(np.isfinite(model.loss_history_))
+
+
+def test_fused_step_without_item_bias_or_reg():
+    from reclib.neural._train import RowWiseAdagrad
+    from reclib.neural.bprmf import fused_bpr_step
+    torch.manual_seed(0)
+    module = BPRMFModule(4, 5, 3, sparse=True, item_bias=False, init_std=1.0).double()
+    reference = BPRMFModule(4, 5, 3, sparse=True, item_bias=False, init_std=1.0).double()
+    reference.load_state_dict(module.state_dict())
+    optimiser = RowWiseAdagrad(reference.parameters(), lr=0.1)
+    u, i, j = torch.tensor([0, 3]), torch.tensor([1, 2]), torch.tensor([4, 0])
+    reference.triple_loss(u, i, j, 0.0).backward()
+    optimiser.step()
+    fused_bpr_step(module, {}, u, i, j, lr=0.1, reg=0.0)
+    for p, q in zip(reference.parameters(), module.parameters()):
+        torch.testing.assert_close(q.detach(), p.detach(), rtol=1e-6, atol=1e-6)
+
+
+def test_a_non_finite_fused_loss_stops_the_fit_naming_its_batch(planted, monkeypatch):
+    from reclib.neural import bprmf
+    step, calls = bprmf.fused_bpr_step, []
+
+    def breaks_at_the_third(*args, **kwargs):
+        calls.append(1)
+        loss = step(*args, **kwargs)
+        return loss * float("nan") if len(calls) == 3 else loss
+    monkeypatch.setattr(bprmf, "fused_bpr_step", breaks_at_the_third)
+    with pytest.raises(FloatingPointError, match=r"at epoch 1 \(batch 3\)"):
+        BPRMF(n_factors=4, n_epochs=2, batch_size=16, device="cpu", random_state=0).fit(planted)

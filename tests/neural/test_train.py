@@ -95,3 +95,46 @@ def test_config_errors_are_named():
         TrainConfig(lr=-1.0).validate()
     with pytest.raises(ValueError, match="n_epochs == 0"):
         TrainConfig(n_epochs=0).validate()
+
+
+def _reference_rows(weight, acc, rows, grads, lr, eps):
+    """rowwise_adagrad_rows_'s rule written row by row: s_r += sum_o |g_o|^2 / f, then the step."""
+    weight, acc = weight.copy(), acc.copy()
+    flat = grads.reshape(len(rows), -1)
+    for r in np.unique(rows):
+        mine = flat[rows == r]
+        acc[r] += (mine ** 2).sum() / flat.shape[1]
+        weight[r] -= lr * mine.sum(0).reshape(weight[r].shape) / (np.sqrt(acc[r]) + eps)
+    return weight, acc
+
+
+def test_rowwise_adagrad_rows_is_its_rule_and_rowwise_adagrad_without_repeats():
+    from reclib.neural._train import RowWiseAdagrad, rowwise_adagrad_rows_
+    rng = np.random.default_rng(0)
+    weight, acc = rng.normal(size=(6, 3)), rng.uniform(0.1, 1.0, 6)
+    rows = np.array([4, 1, 4, 0, 4, 1])                       # repeated rows
+    grads = rng.normal(size=(6, 3))
+    w, a = torch.tensor(weight), torch.tensor(acc)
+    rowwise_adagrad_rows_(w, a, torch.tensor(rows), torch.tensor(grads), lr=0.3, eps=1e-8)
+    ref_w, ref_a = _reference_rows(weight, acc, rows, grads, 0.3, 1e-8)
+    np.testing.assert_allclose(w.numpy(), ref_w, rtol=1e-12)
+    np.testing.assert_allclose(a.numpy(), ref_a, rtol=1e-12)
+    # a repeated row: the sum of its squared gradients, not the square of their sum
+    assert ref_a[4] == pytest.approx(acc[4] + (grads[[0, 2, 4]] ** 2).sum() / 3)
+    # rows that occur once: exactly RowWiseAdagrad's step on the sparse gradient
+    unique = torch.tensor([5, 2, 0])
+    table = torch.nn.Parameter(torch.tensor(weight))
+    optimiser = RowWiseAdagrad([table], lr=0.3)
+    optimiser.state[table]["sum"] = torch.tensor(acc)
+    table.grad = torch.sparse_coo_tensor(unique[None], torch.tensor(grads[:3]), (6, 3),
+                                         check_invariants=True)
+    optimiser.step()
+    w, a = torch.tensor(weight), torch.tensor(acc)
+    rowwise_adagrad_rows_(w, a, unique, torch.tensor(grads[:3]), lr=0.3)
+    torch.testing.assert_close(w, table.detach(), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(a, optimiser.state[table]["sum"], rtol=1e-12, atol=1e-14)
+    # a table of one column (item biases) takes gradients of shape (m,)
+    b, s = torch.zeros(4, 1, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
+    rowwise_adagrad_rows_(b, s, torch.tensor([2, 2]), torch.tensor([0.5, -1.5],
+                                                                  dtype=torch.float64), lr=1.0)
+    assert s[2].item() == pytest.approx(2.5) and b[2, 0].item() == pytest.approx(1 / 2.5 ** 0.5)
