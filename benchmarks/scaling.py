@@ -15,9 +15,9 @@ at most 2000 of the held-out users (seed 2), the same users for every model and 
 
 **Models** (64 factors each):
 
-* ``bprmf``: :class:`reclib.neural.BPRMF`, sparse tables, SparseAdam, fp32; ``bprmf_bf16``
-  the same in bf16 autocast (smallest size only); ``bprmf_rowwise``: row-wise Adagrad
-  (smallest size only);
+* ``bprmf``: :class:`reclib.neural.BPRMF` at its defaults: sparse tables, row-wise Adagrad,
+  fp32, so the fused closed-form step; ``bprmf_sparse_adam``: SparseAdam through autograd,
+  fp32, and ``bprmf_bf16`` the same in bf16 autocast (both at the smallest size only);
 * ``two_tower``: :class:`reclib.neural.TwoTower` (ids only, in-batch softmax);
 * ``implicit_bpr``: ``implicit.cpu.bpr.BayesianPersonalizedRanking`` (Cython), 2 threads,
   the CPU peer; ``reclib_bpr``: :class:`reclib.models.BPR` (numba). Both CPU only.
@@ -97,13 +97,13 @@ IMPLICIT = dict(lr=0.01, reg=0.01, threads=2)
 NUMBA_BPR = dict(lr=0.01, reg=0.01)
 #: Models at every size; extra variants run at the smallest size only; CPU-only models.
 MODELS = ["bprmf", "two_tower", "implicit_bpr", "reclib_bpr"]
-SMALLEST_ONLY = ["bprmf_bf16", "bprmf_rowwise"]
+SMALLEST_ONLY = ["bprmf_sparse_adam", "bprmf_bf16"]
 CPU_ONLY = {"implicit_bpr", "reclib_bpr"}
 #: On the CPU the two-tower model runs up to this size (about 7 000 interactions/s here).
 TWO_TOWER_CPU_MAX = 1_000_000
-LABELS = {"bprmf": "reclib BPRMF (torch, SparseAdam, fp32)",
+LABELS = {"bprmf": "reclib BPRMF (torch, row-wise Adagrad, fused step, fp32)",
+          "bprmf_sparse_adam": "reclib BPRMF (torch, SparseAdam, fp32)",
           "bprmf_bf16": "reclib BPRMF (torch, SparseAdam, bf16 autocast)",
-          "bprmf_rowwise": "reclib BPRMF (torch, row-wise Adagrad, fp32)",
           "two_tower": "reclib TwoTower (torch, in-batch softmax)",
           "implicit_bpr": "implicit BPR (Cython)", "reclib_bpr": "reclib BPR (numba)"}
 
@@ -362,7 +362,7 @@ def fit_worker(model: str, path: str, device: str, n_epochs: int) -> dict:
         if model.startswith("bprmf"):
             from reclib.neural import BPRMF
             Base = BPRMF
-            optimizer = "rowwise_adagrad" if model == "bprmf_rowwise" else "sparse_adam"
+            optimizer = "rowwise_adagrad" if model == "bprmf" else "sparse_adam"
             precision = "bf16" if model == "bprmf_bf16" else "fp32"
             batch = BPRMF_SETTINGS["batch_size"][device]
             Model = bench_class(BPRMF, train, valid)
@@ -639,7 +639,7 @@ def markdown(p: dict) -> str:
                       f"model can be expected to reach it there (see the target's rule)."]
     rows = {(r["model"], r["size"]): r for r in p["training"]}
     for (model, size), r in rows.items():
-        fp32 = rows.get(("bprmf", size))
+        fp32 = rows.get(("bprmf_sparse_adam", size))
         if model == "bprmf_bf16" and fp32 is not None:
             same = r["val_ndcg"] == fp32["val_ndcg"]
             lines += ["", f"bf16 against fp32 at {size}: {r['throughput']:,.0f} against "

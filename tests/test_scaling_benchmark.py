@@ -79,7 +79,7 @@ def test_training_rows(quick_run):
     for model in ("bprmf", "two_tower", "implicit_bpr", "reclib_bpr"):
         for size in sizes:
             assert (model, size) in seen
-    assert ("bprmf_bf16", sizes[0]) in seen and ("bprmf_rowwise", sizes[0]) in seen
+    assert ("bprmf_bf16", sizes[0]) in seen and ("bprmf_sparse_adam", sizes[0]) in seen
     for r in rows:
         assert TRAINING_FIELDS <= set(r), TRAINING_FIELDS - set(r)
         assert r["label"] in text
@@ -124,6 +124,9 @@ def test_training_rows(quick_run):
                 r["throughput"] / peer["throughput"])
     precisions = {r["model"]: r["precision"] for r in rows}
     assert precisions["bprmf"] == "fp32" and precisions["bprmf_bf16"] == "bf16"
+    optimisers = {r["model"]: r["optimizer"] for r in rows}
+    assert optimisers["bprmf"] == "rowwise_adagrad"
+    assert optimisers["bprmf_sparse_adam"] == optimisers["bprmf_bf16"] == "sparse_adam"
     # learning happened: MF-BPR beats a random ranking (nDCG@10 of ~10/n_items) clearly
     for r in rows:
         if r["model"] != "two_tower":
