@@ -220,3 +220,33 @@ def test_items_added_by_text_are_served_and_survive_kill_9(text_store, store_pat
         assert status == 422 and "TextMappedALS" in body["detail"]
     finally:
         srv.stop()
+
+
+def test_a_history_two_tower_is_served_and_re_encoded_over_http(make_server, tmp_path):
+    """A TwoTower(history=True) model file behind the real server: health names its encoder,
+    a stranger's clicks on one taste group give a list from that group, and a restart
+    replays the clicks into the same list."""
+    from conftest import _planted_frame
+
+    from reclib import Interactions
+    from reclib.neural import TwoTower
+
+    model = TwoTower(n_factors=8, layers=[16], out=8, n_epochs=20, batch_size=32, lr=0.01,
+                     history=True, features=None, device="cpu", random_state=0)
+    model.fit(Interactions.from_dataframe(_planted_frame()))
+    path = model.save(tmp_path / "tower")
+    srv = make_server(path, tmp_path / "t.sqlite")
+    status, health = srv.get("/health")
+    assert status == 200 and health["encoder"] == "two-tower-history"
+    status, body = srv.post("/recommend", {"user_id": "fan", "k": 5})
+    assert body["source"] == "popularity"
+    clicks = [{"user_id": "fan", "item_id": i} for i in (100, 103, 107, 111)]   # group 0
+    status, _ = srv.post("/events", {"events": clicks})
+    assert status == 200
+    status, after = srv.post("/recommend", {"user_id": "fan", "k": 5})
+    assert after["source"] == "model"
+    assert sum(100 <= i < 120 for i in after["items"]) >= 4       # the clicked taste group
+    srv.stop()
+    again = make_server(path, tmp_path / "t.sqlite")
+    status, replayed = again.post("/recommend", {"user_id": "fan", "k": 5})
+    assert replayed["items"] == after["items"]
