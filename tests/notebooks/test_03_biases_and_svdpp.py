@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from reclib.notebook import metrics_dir
@@ -28,8 +29,15 @@ def test_worked_example(payload):
 
 def test_svdpp_at_equal_settings_adds_little(payload):
     metrics = payload["metrics"]
-    # the implicit set is the rated set: no new information, so no gain beyond 0.005
-    assert abs(metrics["svdpp_gain"]) < 0.005
+    # the implicit set is the rated set: the page says the change is a few thousandths at
+    # most (below 0.01), and glues whether it is below or above 0.005 from the value itself
+    assert abs(metrics["svdpp_gain"]) < 0.01
+    if not payload["quick"]:
+        # the page says that in the full run the gain is steady and well above the seed spread
+        rmse = metrics["equal_settings_valid_rmse"]
+        gains = [rmse["BiasedMF"][s] - rmse["SVDpp"][s] for s in rmse["BiasedMF"]]
+        spread = max(float(np.std(list(rmse[m].values()), ddof=1)) for m in rmse)
+        assert min(gains) > 0 and metrics["svdpp_gain"] > 3 * spread
     assert len(metrics["equal_settings_valid_rmse"]["SVDpp"]) >= 2
 
 
