@@ -131,7 +131,10 @@ class BPR(Recommender):
         self.loss_history_ = np.array(history)
 
     def _score_users(self, users):
-        return self.user_factors_[users] @ self.item_factors_.T + self.item_bias_
+        # float64 products of the float32 tables: a score does not depend on how many users
+        # are scored together (float32 matrix-vector and matrix-matrix products round apart)
+        P = self.user_factors_[users].astype(np.float64)
+        return P @ self.item_factors_.T.astype(np.float64) + self.item_bias_.astype(np.float64)
 
     def _item_vectors(self):
         return self.item_factors_
