@@ -140,6 +140,17 @@ class BPR(Recommender):
         return self.item_factors_
 
 
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _sigmoid_neg_and_loss(x_uij):  # pragma: no cover - jit
+    r""":math:`g = \sigma(-x)` and the loss :math:`-\ln\sigma(x)`, written so that neither
+    branch overflows."""
+    if x_uij >= 0:
+        e = np.exp(-x_uij)
+        return e / (1.0 + e), np.log1p(e)
+    e = np.exp(x_uij)
+    return 1.0 / (1.0 + e), -x_uij + np.log1p(e)
+
+
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def bpr_step(p_u, q_i, q_j, bias, i, j, lr, reg, use_bias):  # pragma: no cover - jit
     r"""One SGD step on :math:`-\ln\sigma(\hat x_{uij}) + \frac{\lambda}{2}\lVert\theta\rVert^2`.
@@ -151,15 +162,7 @@ def bpr_step(p_u, q_i, q_j, bias, i, j, lr, reg, use_bias):  # pragma: no cover 
         x_uij += p_u[k] * (q_i[k] - q_j[k])
     if use_bias:
         x_uij += bias[i] - bias[j]
-    # g = sigma(-x) written so that neither branch overflows
-    if x_uij >= 0:
-        e = np.exp(-x_uij)
-        g = e / (1.0 + e)
-        loss = np.log1p(e)
-    else:
-        e = np.exp(x_uij)
-        g = 1.0 / (1.0 + e)
-        loss = -x_uij + np.log1p(e)
+    g, loss = _sigmoid_neg_and_loss(x_uij)
     for k in range(p_u.shape[0]):
         pu, qi, qj = p_u[k], q_i[k], q_j[k]
         p_u[k] += lr * (g * (qi - qj) - reg * pu)
@@ -186,15 +189,7 @@ def _bpr_step_rows(P, Q, bias, u, i, j, lr, reg, use_bias):  # pragma: no cover 
         x += P[u, k] * (Q[i, k] - Q[j, k])
     if use_bias:
         x += bias[i] - bias[j]
-    x_uij = np.float64(x)
-    if x_uij >= 0:
-        e = np.exp(-x_uij)
-        g64 = e / (1.0 + e)
-        loss = np.log1p(e)
-    else:
-        e = np.exp(x_uij)
-        g64 = 1.0 / (1.0 + e)
-        loss = -x_uij + np.log1p(e)
+    g64, loss = _sigmoid_neg_and_loss(np.float64(x))
     g, a, r = np.float32(g64), np.float32(lr), np.float32(reg)
     for k in range(f):
         pu, qi, qj = P[u, k], Q[i, k], Q[j, k]

@@ -454,12 +454,17 @@ class Trainer:
                 count += 1
             return total / max(count, 1)
 
+        return self._run_epochs(module, run_epoch, validate)
+
+    def _run_epochs(self, module, run_epoch, validate):
+        """The epoch loop around ``run_epoch``: validation in eval mode without gradients,
+        best-state snapshots for early stopping, and the module left in eval mode."""
         def validated() -> float:
             module.eval()
             with torch.no_grad():
                 return validate(module)
 
-        result = run_epochs(config, run_epoch, None if validate is None else validated,
+        result = run_epochs(self.config, run_epoch, None if validate is None else validated,
                             snapshot=lambda: copy.deepcopy(module.state_dict()),
                             restore=module.load_state_dict)
         module.eval()

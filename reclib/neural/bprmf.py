@@ -55,7 +55,6 @@ of their sum.
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -63,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._training import check_finite_loss, run_epochs
+from .._training import check_finite_loss
 from .._validation import check_bool, check_float, check_int
 from ..interactions import Interactions
 from ._train import Trainer, _world, rowwise_adagrad_rows_
@@ -204,16 +203,7 @@ class _FusedTrainer(Trainer):
                 check_finite_loss(float(losses[bad]), epoch, bad + 1, config.lr)
             return total / len(losses)
 
-        def validated() -> float:
-            module.eval()
-            with torch.no_grad():
-                return validate(module)
-
-        result = run_epochs(config, run_epoch, None if validate is None else validated,
-                            snapshot=lambda: copy.deepcopy(module.state_dict()),
-                            restore=module.load_state_dict)
-        module.eval()
-        return result
+        return self._run_epochs(module, run_epoch, validate)
 
 
 class BPRMF(NeuralRecommender):
