@@ -65,7 +65,8 @@ from .samplers import make_sampler
 
 logger = logging.getLogger(__name__)
 
-#: Score cells (users x items) computed at once when ranking.
+#: Floats of the widest intermediate computed at once when ranking: a block of users holds
+#: ``_SCORE_BUDGET // (n_items * _pair_width())`` rows (16 MB of float64 scores).
 _SCORE_BUDGET = 2**21
 #: Settings the shared fitting loop reads; every neural model takes them in its constructor.
 TRAINING_PARAMS = ("n_epochs", "batch_size", "lr", "weight_decay", "patience",
@@ -284,7 +285,16 @@ class NeuralRecommender(Recommender):
         self._module = None  # fit and load both start from a fresh module
 
     def _score_rows(self) -> int:
-        return max(1, _SCORE_BUDGET // self.n_items)
+        return max(1, _SCORE_BUDGET // (self.n_items * self._pair_width()))
+
+    def _pair_width(self) -> int:
+        """Floats one (user, item) pair holds in the widest intermediate of full scoring.
+
+        One where scoring all items is a matrix product; a model that runs an MLP over every
+        pair returns the MLP's width, so a block of users stays the same size in memory
+        (blocks of 2 GB of float64 hidden units ran five times slower than blocks of 16 MB).
+        """
+        return 1
 
     def _module_block(self, module: torch.nn.Module, users: np.ndarray) -> torch.Tensor:
         """Scores of one block of user indices against every item, on the device."""

@@ -234,10 +234,23 @@ class FMModule(nn.Module):
         return self._combine(user, self._side("item", items))
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        r"""Scores of ``users`` (B,) against every item, (B, n_items), as ``forward`` gives them.
+
+        With :math:`s = s_u + s_i` (the sums of :math:`v x` of each side) the pairwise term
+        splits as :math:`\tfrac12(\lVert s_u\rVert^2 - q_u) + \tfrac12(\lVert s_i\rVert^2
+        - q_i) + s_u \cdot s_i`: one part per user, one per item and a matrix product, so
+        the FM never builds the (B, n_items, k) tensor. DeepFM's MLP still sees every pair.
+        """
         items = torch.arange(self.inputs.n_items, device=users.device)
-        user = [None if t is None else t[:, None] for t in self._side("user", users)]
-        item = [None if t is None else t[None] for t in self._side("item", items)]
-        return self._combine(user, item)                                   # (B, n_items)
+        lin_u, sum_u, sq_u, fields_u = self._side("user", users)
+        lin_i, sum_i, sq_i, fields_i = self._side("item", items)
+        own_u = lin_u + 0.5 * (sum_u * sum_u - sq_u).sum(-1)               # (B,)
+        own_i = lin_i + 0.5 * (sum_i * sum_i - sq_i).sum(-1)               # (n_items,)
+        score = self.bias + own_u[:, None] + own_i[None] + sum_u @ sum_i.T
+        if self.deep is not None:
+            hidden = self.first_user(fields_u)[:, None] + self.first_item(fields_i)[None]
+            score = score + self.deep(hidden).squeeze(-1)
+        return score                                                       # (B, n_items)
 
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         r"""Mean squared norm of the weights the batch touches: factors and linear terms.
@@ -373,3 +386,6 @@ class DeepFM(FeatureInputs):
         return FMModule(self._layout_buffers(), self.n_features_, len(self.field_names_),
                         self.n_factors, deep_layers=tuple(int(w) for w in self.layers),
                         dropout=self.dropout)
+
+    def _pair_width(self) -> int:
+        return max(int(w) for w in self.layers)

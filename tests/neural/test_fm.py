@@ -98,6 +98,9 @@ def test_module_matches_a_literal_fm_on_the_dense_vector(featured, deep):
             assert got[b, c] == pytest.approx(expected, rel=1e-9)
     all_scores = module.score_all(torch.as_tensor(users)).detach().numpy()
     np.testing.assert_allclose(all_scores[np.arange(3)[:, None], items], got, rtol=1e-10)
+    every = torch.arange(module.inputs.n_items).expand(len(users), -1)   # all pairs, split form
+    np.testing.assert_allclose(all_scores, module(torch.as_tensor(users), every).detach().numpy(),
+                               rtol=1e-10, atol=1e-12)
 
 
 def test_missing_feature_is_a_clear_error(featured):
