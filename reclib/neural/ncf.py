@@ -24,6 +24,7 @@ factorization revisited", RecSys 2020.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -87,6 +88,27 @@ class NCFModule(nn.Module):
             parts.append(self.mlp(users, items))                  # (B, c, last layer)
         return self.output(torch.cat(parts, dim=-1)).squeeze(-1)  # (B, c)
 
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        r"""Scores of ``users`` (B,) against every item, (B, n_items), as ``forward`` gives them.
+
+        The output layer splits by branch, :math:`h^\top [g; m] + b = h_g^\top g + h_m^\top m
+        + b`. The GMF part is then a matrix product, :math:`h_g^\top (p_u \odot q_i) =
+        (p_u \odot h_g) \cdot q_i`, and the MLP's first layer projects every item once
+        (:math:`W_i q_i`), not once per user; only the MLP's later layers see every pair.
+        """
+        h = self.output.weight[0]                                 # (f + last layer,)
+        score = self.output.bias.expand(len(users), 1)
+        width = 0
+        if self.gmf is not None:
+            width = self.gmf.user.embedding_dim
+            score = score + (self.gmf.user(users) * h[:width]) @ self.gmf.item.weight.T
+        if self.mlp is not None:
+            tower = self.mlp
+            z = (tower.first_user(tower.user(users))[:, None, :]
+                 + tower.first_item(tower.item.weight)[None])    # (B, n_items, width)
+            score = score + tower.rest(torch.relu(z)) @ h[width:]
+        return score                                              # (B, n_items)
+
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Mean squared norm of the embeddings in the batch."""
         total = 0.0
@@ -136,6 +158,9 @@ class _NCFBase(NeuralRecommender):
     def _build_module(self) -> nn.Module:
         return NCFModule(self.n_users, self.n_items, self.n_factors, tuple(self.layers),
                          self._use_gmf, self._use_mlp)
+
+    def _pair_width(self) -> int:
+        return max(int(w) for w in self.layers) if self._use_mlp else 1
 
 
 class GMF(_NCFBase):
@@ -277,10 +302,45 @@ class NeuMF(_NCFBase):
         mlp = MLP(layers=tuple(self.layers), **shared).fit(train)
         return gmf, mlp
 
+    def fit_from_parts(self, train: Interactions, gmf: GMF, mlp: MLP) -> "NeuMF":
+        """Fit on ``train`` starting from a fitted ``gmf`` and ``mlp`` instead of pre-training.
+
+        ``fit`` pre-trains the two parts itself; when they are already fitted on ``train``
+        (by :meth:`pretrained_parts`, or as a :class:`GMF` and an :class:`MLP` with the
+        settings that method uses), this skips fitting them again. ``n_factors`` and
+        ``layers`` must match NeuMF's, and both must have been fitted on ``train``'s users
+        and items.
+        """
+        if not self.pretrain:
+            raise ValueError("fit_from_parts starts from pre-trained parts, but pretrain is "
+                             "False; set pretrain=True or call fit")
+        data = self._as_training_data(train)
+        for name, part, cls in (("gmf", gmf, GMF), ("mlp", mlp, MLP)):
+            if type(part) is not cls:
+                raise TypeError(f"{name} must be a fitted {cls.__name__}, "
+                                f"got {type(part).__name__}")
+            part._check_is_fitted()
+            if not (np.array_equal(part.user_ids_, data.user_ids)
+                    and np.array_equal(part.item_ids_, data.item_ids)):
+                raise ValueError(f"{name} was fitted on other users or items than train "
+                                 f"({part.n_users} users, {part.n_items} items against "
+                                 f"{data.n_users}, {data.n_items})")
+        if gmf.n_factors != self.n_factors:
+            raise ValueError(f"gmf has n_factors={gmf.n_factors}, NeuMF has {self.n_factors}")
+        if tuple(mlp.layers) != tuple(self.layers):
+            raise ValueError(f"mlp has layers={tuple(mlp.layers)}, NeuMF has "
+                             f"{tuple(self.layers)}")
+        self._given_parts = (gmf, mlp)
+        try:
+            return self.fit(train)
+        finally:
+            del self._given_parts
+
     def _initialise(self, module: nn.Module, train: Interactions) -> None:
         if not self.pretrain:
             return
-        gmf, mlp = (part._get_module() for part in self.pretrained_parts(train))
+        parts = getattr(self, "_given_parts", None) or self.pretrained_parts(train)
+        gmf, mlp = (part._get_module() for part in parts)
         with torch.no_grad():
             module.gmf.load_state_dict(gmf.gmf.state_dict())
             module.mlp.load_state_dict(mlp.mlp.state_dict())

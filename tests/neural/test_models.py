@@ -93,6 +93,23 @@ def test_gmf_is_a_weighted_elementwise_product():
     torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.parametrize("gmf,mlp,layers", [(True, False, (8,)), (False, True, (8, 6, 3)),
+                                             (True, True, (8, 6, 3)), (False, True, (6,))])
+def test_ncf_full_scoring_equals_the_pairwise_forward(gmf, mlp, layers):
+    """score_all (GMF as a matrix product, the MLP's item projection once per item) against
+    forward() on every (user, item) pair."""
+    torch.manual_seed(0)
+    module = NCFModule(5, 7, n_factors=4, layers=layers, gmf=gmf, mlp=mlp).double()
+    with torch.no_grad():
+        for p in module.parameters():       # weights of order one, so every term counts
+            p.normal_()
+        users = torch.tensor([0, 3, 4, 3])
+        full = module.score_all(users)
+        pairwise = module(users, torch.arange(7).expand(len(users), -1))
+    assert full.shape == (4, 7)
+    torch.testing.assert_close(full, pairwise, rtol=1e-12, atol=1e-12)
+
+
 def test_gmf_full_scores_equal_pairwise_scores(planted):
     model = GMF(n_factors=4, n_epochs=2, device="cpu", random_state=0).fit(planted)
     block = model.score_block(np.arange(3), exclude_seen=False)
@@ -135,6 +152,31 @@ def test_neumf_pretraining_is_seeded_and_checked(planted):
         NeuMF(pretrain_params={"epochs": 3}).fit(planted)
     with pytest.raises(TypeError, match="pretrain_params"):
         NeuMF(pretrain_params=3).fit(planted)
+
+
+def test_neumf_from_given_parts_equals_neumf_that_pretrains_them(planted):
+    kwargs = dict(n_factors=4, layers=(8, 4), n_epochs=2, pretrain_params={"n_epochs": 2},
+                  device="cpu", random_state=0)
+    itself = NeuMF(**kwargs).fit(planted)
+    model = NeuMF(**kwargs)
+    gmf, mlp = model.pretrained_parts(planted)
+    given = model.fit_from_parts(planted, gmf, mlp)
+    assert given is model and not hasattr(model, "_given_parts")
+    users = np.arange(planted.n_users)
+    np.testing.assert_array_equal(given.score_block(users, exclude_seen=False),
+                                  itself.score_block(users, exclude_seen=False))
+    with pytest.raises(TypeError, match="mlp must be a fitted MLP, got GMF"):
+        NeuMF(**kwargs).fit_from_parts(planted, gmf, gmf)
+    with pytest.raises(ValueError, match="gmf has n_factors=4, NeuMF has 8"):
+        NeuMF(**{**kwargs, "n_factors": 8}).fit_from_parts(planted, gmf, mlp)
+    with pytest.raises(ValueError, match=r"mlp has layers=\(8, 4\), NeuMF has \(8, 2\)"):
+        NeuMF(**{**kwargs, "layers": (8, 2)}).fit_from_parts(planted, gmf, mlp)
+    with pytest.raises(ValueError, match="pretrain is False"):
+        NeuMF(**{**kwargs, "pretrain": False}).fit_from_parts(planted, gmf, mlp)
+    frame = planted.to_dataframe()
+    other = type(planted).from_dataframe(frame[frame.user_id != frame.user_id.iloc[0]])
+    with pytest.raises(ValueError, match="gmf was fitted on other users or items"):
+        NeuMF(**kwargs).fit_from_parts(other, gmf, mlp)
 
 
 def test_autorec_falls_back_to_means_for_unknown_ids(planted):
