@@ -39,6 +39,7 @@ from torch import nn
 
 from .._validation import check_choice, check_int
 from .estimator import NeuralRecommender
+from .losses import gathered_squared_norm
 
 
 def normalized_adjacency(X: sp.spmatrix) -> sp.csr_matrix:
@@ -103,6 +104,42 @@ def propagate_symmetric(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     return _SymmetricPropagation.apply(A, X)
 
 
+class _PairScores(torch.autograd.Function):
+    """The autograd function behind :func:`pair_scores`."""
+
+    @staticmethod
+    def forward(ctx, user_emb, item_emb, users, items):
+        u = user_emb.index_select(0, users)                                # (B, f)
+        v = item_emb.index_select(0, items.reshape(-1)).view(*items.shape, -1)   # (B, c, f)
+        ctx.save_for_backward(user_emb, item_emb, users, items)
+        return torch.bmm(v, u.unsqueeze(-1)).squeeze(-1)                   # (B, c)
+
+    @staticmethod
+    def backward(ctx, grad):
+        user_emb, item_emb, users, items = ctx.saved_tensors
+        pairs = torch.stack([users.repeat_interleave(items.shape[1]), items.reshape(-1)])
+        G = torch.sparse_coo_tensor(pairs, grad.reshape(-1).to(user_emb.dtype),
+                                    (len(user_emb), len(item_emb)), check_invariants=False)
+        grad_users = torch.sparse.mm(G, item_emb) if ctx.needs_input_grad[0] else None
+        grad_items = torch.sparse.mm(G.t(), user_emb) if ctx.needs_input_grad[1] else None
+        return grad_users, grad_items, None, None
+
+
+def pair_scores(user_emb: torch.Tensor, item_emb: torch.Tensor, users: torch.Tensor,
+                items: torch.Tensor) -> torch.Tensor:
+    r"""Scores :math:`s_{bc} = e_{u_b}^\top e_{i_{bc}}` of a batch, ``(B, c)``, differentiable in
+    both embedding tables.
+
+    With :math:`G` the sparse users x items matrix holding :math:`\partial J / \partial s_{bc}`
+    at :math:`(u_b, i_{bc})` (repeats add up), the gradients are
+    :math:`\partial J / \partial E_U = G E_I` and :math:`\partial J / \partial E_I = G^\top E_U`:
+    two sparse products with :math:`Bc` non-zeros. Autograd through the gathered rows would
+    instead build a ``(B, c, f)`` gradient and scatter it back, several times slower on the CPU.
+    ``users`` is ``(B,)``, ``items`` ``(B, c)``; both are integer index tensors.
+    """
+    return _PairScores.apply(user_emb, item_emb, users, items)
+
+
 class LightGCNModule(nn.Module):
     """Layer-0 embeddings plus the parameter-free propagation over a graph given as input.
 
@@ -131,7 +168,7 @@ class LightGCNModule(nn.Module):
     def forward(self, users: torch.Tensor, items: torch.Tensor,
                 adjacency: torch.Tensor) -> torch.Tensor:
         user_emb, item_emb = self.propagate(adjacency)
-        return (user_emb[users][:, None, :] * item_emb[items]).sum(-1)   # (B, c)
+        return pair_scores(user_emb, item_emb, users, items)              # (B, c)
 
     def score_all(self, users: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
         user_emb, item_emb = self.propagate(adjacency)
@@ -139,9 +176,8 @@ class LightGCNModule(nn.Module):
 
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Squared norm of the batch's layer-0 embeddings, per positive, halved."""
-        ego_users = self.embedding(users)                             # (B, f)
-        ego_items = self.embedding(items + self.n_users)              # (B, c, f)
-        return 0.5 * (ego_users.pow(2).sum() + ego_items.pow(2).sum()) / len(users)
+        rows = torch.cat([users, items.reshape(-1) + self.n_users])   # E^(0) rows, with repeats
+        return 0.5 * gathered_squared_norm(self.embedding.weight, rows) / len(users)
 
 
 class LightGCN(NeuralRecommender):

@@ -31,6 +31,7 @@ from torch import nn
 from .._validation import check_bool, check_float, check_int
 from ..interactions import Interactions
 from .estimator import NeuralRecommender
+from .losses import gathered_squared_norm
 
 
 class _Tower(nn.Module):
@@ -114,8 +115,8 @@ class NCFModule(nn.Module):
         total = 0.0
         for branch in (self.gmf, self.mlp):
             if branch is not None:
-                total = total + branch.user(users).pow(2).sum(-1).mean()
-                total = total + branch.item(items).pow(2).sum(-1).mean()
+                total = total + gathered_squared_norm(branch.user.weight, users) / users.numel()
+                total = total + gathered_squared_norm(branch.item.weight, items) / items.numel()
         return total
 
 

@@ -5,7 +5,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from reclib.neural.losses import bce_loss, bpr_loss, sampled_softmax_loss  # noqa: E402
+from reclib.neural.losses import (bce_loss, bpr_loss, gathered_squared_norm,  # noqa: E402
+                                  sampled_softmax_loss)
 
 
 @pytest.fixture
@@ -103,3 +104,20 @@ def test_bad_shapes_and_arguments_are_named(scores):
         sampled_softmax_loss(pos, neg, temperature=0)
     with pytest.raises(ValueError, match="both log_q"):
         sampled_softmax_loss(pos, neg, log_q_positive=pos)
+
+
+def test_gathered_squared_norm_equals_the_gathered_sum_and_its_gradient():
+    """Counting repeated rows once each gives the value and the gradient of the plain gather."""
+    rng = np.random.default_rng(3)
+    weight = torch.randn(7, 4, dtype=torch.float64, requires_grad=True)
+    index = torch.as_tensor(rng.integers(0, 7, size=(10, 3)))      # many repeats, row 6 maybe none
+    fast = gathered_squared_norm(weight, index)
+    (fast_grad,) = torch.autograd.grad(fast, weight)
+    slow = weight[index].pow(2).sum()
+    (slow_grad,) = torch.autograd.grad(slow, weight)
+    assert torch.allclose(fast, slow, rtol=1e-14, atol=0)
+    assert torch.allclose(fast_grad, slow_grad, rtol=1e-14, atol=0)
+    counts = np.bincount(index.numpy().ravel(), minlength=7)
+    expected = 2 * counts[:, None] * weight.detach().numpy()
+    np.testing.assert_allclose(fast_grad.numpy(), expected, rtol=1e-14)
+    assert torch.autograd.gradcheck(lambda w: gathered_squared_norm(w, index), (weight,))

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from reclib.neural import GMF, AutoRec, NeuMF  # noqa: E402
 from reclib.neural.lightgcn import (LightGCNModule, normalized_adjacency,  # noqa: E402
-                                   propagate_symmetric, to_torch_sparse)
+                                   pair_scores, propagate_symmetric, to_torch_sparse)
 from reclib.neural.ncf import NCFModule  # noqa: E402
 
 
@@ -74,6 +74,25 @@ def test_symmetric_propagation_gradient_equals_autograd_through_the_dense_matrix
     torch.testing.assert_close(ours, X.grad, rtol=1e-6, atol=1e-8)
     assert torch.autograd.gradcheck(lambda x: propagate_symmetric(A, x), (X.detach().clone()
                                                                           .requires_grad_(),))
+
+
+def test_pair_scores_gradient_equals_autograd_through_the_gathered_rows():
+    """The two sparse products of the backward pass against autograd on the plain gather,
+    with users and items repeated within the batch (their gradients add up)."""
+    gen = torch.Generator().manual_seed(1)
+    U = torch.randn(5, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    V = torch.randn(6, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    users = torch.tensor([0, 2, 2, 4, 0, 1, 4, 4])
+    items = torch.randint(0, 6, (8, 3), generator=gen)
+    weights = torch.randn(8, 3, dtype=torch.float64, generator=gen)
+    scores = pair_scores(U, V, users, items)
+    slow = (U[users][:, None, :] * V[items]).sum(-1)
+    torch.testing.assert_close(scores, slow, rtol=1e-14, atol=0)
+    ours = torch.autograd.grad((scores * weights).sum(), (U, V))
+    reference = torch.autograd.grad((slow * weights).sum(), (U, V))
+    for mine, theirs in zip(ours, reference):
+        torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-14)
+    assert torch.autograd.gradcheck(lambda a, b: pair_scores(a, b, users, items), (U, V))
 
 
 def test_to_torch_sparse_rejects_an_unknown_layout(R):
