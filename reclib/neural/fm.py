@@ -44,6 +44,8 @@ from torch import nn
 from .._validation import check_float, check_int
 from ..features import build_layout
 from .estimator import NeuralRecommender
+from .losses import gathered_squared_norm
+from .pairs import pair_scores
 
 
 def fm_pairwise(vx: torch.Tensor) -> torch.Tensor:
@@ -153,6 +155,18 @@ class FieldInputs(nn.Module):
         value = getattr(self, f"{side}_value")[uniq].to(weights.dtype)  # (U, s)
         return weights[index] * value[..., None], inverse
 
+    def tables(self, side: str, weights: torch.Tensor, rows: torch.Tensor):
+        """``(x @ weights, x^2 @ weights^2)`` as tables, and the index of ``rows`` into them.
+
+        The tables hold the distinct ``rows`` when they are few, every row of ``side``
+        otherwise; ``table[index]`` is the row of every entry of ``rows``, (*rows.shape, d).
+        """
+        if self._few(side, rows):
+            vx, inverse = self._gathered(side, weights, rows)
+            return vx.sum(1), (vx * vx).sum(1), inverse.reshape(rows.shape)
+        return (torch.sparse.mm(getattr(self, f"{side}_x"), weights),
+                torch.sparse.mm(getattr(self, f"{side}_x2"), weights * weights), rows)
+
     def sums(self, side: str, weights: torch.Tensor, rows: torch.Tensor | None = None):
         """``(x @ weights, x^2 @ weights^2)`` of ``side``'s rows: (*rows.shape, d) each.
 
@@ -216,22 +230,30 @@ class FMModule(nn.Module):
             fields = self.inputs.fields(side, self.factors.weight, rows)   # (..., F_side * k)
         return linear.squeeze(-1), total, squares, fields
 
-    def _combine(self, user, item):
-        """Scores from the user part (B, 1, .) and item part (., c, .) -> (B, c)."""
-        lin_u, sum_u, sq_u, fields_u = user
-        lin_i, sum_i, sq_i, fields_i = item
-        total = sum_u + sum_i                                              # (B, c, k)
-        pairwise = 0.5 * (total * total - sq_u - sq_i).sum(-1)            # the O(kn) identity
-        score = self.bias + lin_u + lin_i + pairwise
-        if self.deep is not None:
-            hidden = self.first_user(fields_u) + self.first_item(fields_i)
-            score = score + self.deep(hidden).squeeze(-1)
-        return score
+    def _own(self, side: str, rows: torch.Tensor):
+        r"""Per-row part of the score, :math:`\sum_i w_i x_i + \tfrac12(\lVert s\rVert^2 - q)`,
+        and the factor sums :math:`s`, as tables, with the index of ``rows`` into them."""
+        linear = self.inputs.tables(side, self.linear.weight, rows)[0].squeeze(-1)
+        total, squares, index = self.inputs.tables(side, self.factors.weight, rows)
+        return linear + 0.5 * (total * total - squares).sum(-1), total, index
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        # users (B,), items (B, c) -> (B, c)
-        user = [None if t is None else t[:, None] for t in self._side("user", users)]
-        return self._combine(user, self._side("item", items))
+        r"""Scores of users (B,) against their candidates (B, c), (B, c).
+
+        The pairwise term splits as in :meth:`score_all`: per-row parts plus
+        :math:`s_u \cdot s_i`, a batch of dot products (:func:`~reclib.neural.pairs.pair_scores`),
+        so no (B, c, k) tensor is built for the FM part.
+        """
+        own_u, sum_u, at_u = self._own("user", users)
+        own_i, sum_i, at_i = self._own("item", items)
+        score = self.bias + own_u[at_u][:, None] + own_i[at_i] + pair_scores(sum_u, sum_i,
+                                                                               at_u, at_i)
+        if self.deep is not None:
+            fields_u = self.inputs.fields("user", self.factors.weight, users)[:, None]
+            fields_i = self.inputs.fields("item", self.factors.weight, items)
+            hidden = self.first_user(fields_u) + self.first_item(fields_i)
+            score = score + self.deep(hidden).squeeze(-1)
+        return score                                                       # (B, c)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         r"""Scores of ``users`` (B,) against every item, (B, n_items), as ``forward`` gives them.
@@ -260,9 +282,10 @@ class FMModule(nn.Module):
         once the factors are shrunk, it alone orders every user's list.
         """
         weights = torch.cat([self.factors.weight, self.linear.weight], dim=1)   # (n, k + 1)
-        user = self.inputs.sums("user", weights, users)[0]                     # (B, k + 1)
-        item = self.inputs.sums("item", weights, items)[0]                     # (B, c, k + 1)
-        return user.pow(2).sum(-1).mean() + item.pow(2).sum(-1).mean()
+        user, _, at_u = self.inputs.tables("user", weights, users)             # rows (., k + 1)
+        item, _, at_i = self.inputs.tables("item", weights, items)
+        return (gathered_squared_norm(user, at_u) / at_u.numel()
+                + gathered_squared_norm(item, at_i) / at_i.numel())
 
 
 class FM(FeatureInputs):

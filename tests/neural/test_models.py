@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch")
 
 from reclib.neural import GMF, AutoRec, NeuMF  # noqa: E402
 from reclib.neural.lightgcn import (LightGCNModule, normalized_adjacency,  # noqa: E402
-                                   pair_scores, propagate_symmetric, to_torch_sparse)
+                                   propagate_symmetric, to_torch_sparse)
+from reclib.neural.pairs import pair_scores  # noqa: E402
 from reclib.neural.ncf import NCFModule  # noqa: E402
 
 
