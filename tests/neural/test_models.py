@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from reclib.neural import GMF, AutoRec, NeuMF  # noqa: E402
 from reclib.neural.lightgcn import (LightGCNModule, normalized_adjacency,  # noqa: E402
-                                   propagate_symmetric, to_torch_sparse)
+                                   propagate_symmetric, sparse_times, to_torch_sparse)
 from reclib.neural.pairs import pair_scores  # noqa: E402
 from reclib.neural.ncf import NCFModule  # noqa: E402
 
@@ -75,6 +75,20 @@ def test_symmetric_propagation_gradient_equals_autograd_through_the_dense_matrix
     torch.testing.assert_close(ours, X.grad, rtol=1e-6, atol=1e-8)
     assert torch.autograd.gradcheck(lambda x: propagate_symmetric(A, x), (X.detach().clone()
                                                                           .requires_grad_(),))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sparse_times_equals_torch_and_scipy(R, dtype):
+    """The compiled CSR loop against scipy's product, for a contiguous and a transposed X."""
+    A_sp = normalized_adjacency(R)
+    A = to_torch_sparse(A_sp).to(dtype)
+    X = torch.randn(3, A.shape[0], dtype=dtype, generator=torch.Generator().manual_seed(2)).T
+    expected = A_sp.toarray() @ X.double().numpy()
+    tol = 1e-6 if dtype == torch.float32 else 1e-13
+    np.testing.assert_allclose(sparse_times(A, X).double().numpy(), expected, rtol=tol, atol=tol)
+    coo = to_torch_sparse(A_sp, layout="coo").to(dtype)                     # torch's own path
+    np.testing.assert_allclose(sparse_times(coo, X).double().numpy(), expected, rtol=tol,
+                               atol=tol)
 
 
 def test_pair_scores_gradient_equals_autograd_through_the_gathered_rows():
