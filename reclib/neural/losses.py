@@ -108,6 +108,46 @@ def sampled_softmax_loss(positive: torch.Tensor, negative: torch.Tensor,
     return -(pos - torch.logsumexp(logits, dim=1)).mean()
 
 
+def in_batch_softmax_loss(scores: torch.Tensor, log_q: torch.Tensor | None = None,
+                          exclude: torch.Tensor | None = None,
+                          temperature: float = 1.0) -> torch.Tensor:
+    r""":func:`sampled_softmax_loss` with the batch's other positives as the negatives.
+
+    ``scores`` is the ``(B, B)`` matrix :math:`\hat y_{u_a i_b}`: row :math:`a`'s positive is
+    on the diagonal and the other columns are its negatives. With the corrected logits
+    :math:`s_{ab} = \hat y_{u_a i_b} / \tau - \log Q(i_b)` and :math:`E` the excluded
+    off-diagonal entries (``exclude``, e.g. a column holding the row's own item again),
+
+    .. math:: L = -\frac{1}{B} \sum_a \Big(s_{aa} - \log \sum_{b \notin E_a} e^{s_{ab}}\Big),
+
+    the value :func:`sampled_softmax_loss` gives for the diagonal as positives and the rest of
+    each row as negatives, computed as one cross-entropy over the rows, without copying the
+    positives into a separate column.
+
+    Parameters
+    ----------
+    scores : tensor of shape (B, B)
+    log_q : tensor of shape (B,), optional
+        :math:`\log Q` of each column's item; ``None`` for no correction.
+    exclude : bool tensor of shape (B, B), optional
+        Entries that are not negatives. Its diagonal must be False: an excluded positive
+        makes the loss infinite (the trainer then stops with an error naming the batch).
+    temperature : float
+        :math:`\tau > 0`.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature == {temperature}, must be > 0")
+    if scores.dim() != 2 or scores.shape[0] != scores.shape[1]:
+        raise ValueError(f"scores must be a square (B, B) matrix, got {tuple(scores.shape)}")
+    logits = scores / temperature
+    if log_q is not None:
+        logits = logits - log_q[None, :]
+    if exclude is not None:   # not checked here: that would wait for the device every step
+        logits = logits.masked_fill(exclude, -torch.inf)
+    target = torch.arange(len(logits), device=logits.device)
+    return F.cross_entropy(logits, target)
+
+
 LOSSES = {"bpr": bpr_loss, "bce": bce_loss, "softmax": sampled_softmax_loss}
 
 

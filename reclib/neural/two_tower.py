@@ -70,7 +70,7 @@ from torch import nn
 from .._validation import check_bool, check_float, check_int
 from ._train import limited_threads
 from .fm import FeatureInputs, FieldInputs
-from .losses import sampled_softmax_loss
+from .losses import in_batch_softmax_loss
 
 
 def _mlp(width_in: int, layers, out: int) -> nn.Module:
@@ -331,21 +331,14 @@ class TwoTower(FeatureInputs):
         # a history model leaves each example's own positive out of its history mean
         u = module.vectors("user", users, leave_out=items if self.history else None)  # (B, d)
         v = module.vectors("item", items)                                  # (B, d)
-        scores = u @ v.T                                                   # (B, B) cosines
+        logits = (u / self.temperature) @ v.T          # (B, B) cosines / tau, tau on (B, d)
         same = items[:, None] == items[None, :]
         if self.history:
             # the user's other training items are not negatives either: with them in the
             # denominator the tower learns to push down whatever is in the history
             same |= module.holds(users, items)
         same.fill_diagonal_(False)
-        negative = scores.masked_fill(same | torch.eye(len(items), dtype=torch.bool,
-                                                       device=items.device), -torch.inf)
-        if not self.log_q:
-            return sampled_softmax_loss(scores.diagonal(), negative,
-                                        temperature=self.temperature)
-        return sampled_softmax_loss(scores.diagonal(), negative, log_q,
-                                    log_q[None, :].expand_as(scores),
-                                    temperature=self.temperature)
+        return in_batch_softmax_loss(logits, log_q if self.log_q else None, same)
 
     def _fit(self, data) -> None:
         super()._fit(data)

@@ -6,6 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from reclib.neural.losses import (bce_loss, bpr_loss, gathered_squared_norm,  # noqa: E402
+                                  in_batch_softmax_loss,
                                   sampled_softmax_loss)
 
 
@@ -121,3 +122,30 @@ def test_gathered_squared_norm_equals_the_gathered_sum_and_its_gradient():
     expected = 2 * counts[:, None] * weight.detach().numpy()
     np.testing.assert_allclose(fast_grad.numpy(), expected, rtol=1e-14)
     assert torch.autograd.gradcheck(lambda w: gathered_squared_norm(w, index), (weight,))
+
+
+def test_in_batch_softmax_equals_the_sampled_softmax_with_the_other_columns_as_negatives():
+    """One cross-entropy over the (B, B) rows against the positive-column formulation, with
+    the log-Q correction and excluded duplicates, in value and gradient."""
+    gen = torch.Generator().manual_seed(4)
+    B = 6
+    scores = torch.randn(B, B, dtype=torch.float64, generator=gen, requires_grad=True)
+    log_q = torch.log(torch.rand(B, dtype=torch.float64, generator=gen))
+    items = torch.tensor([0, 1, 0, 2, 3, 1])                      # repeats: excluded columns
+    exclude = items[:, None] == items[None, :]
+    exclude.fill_diagonal_(False)
+    for q in (None, log_q):
+        fast = in_batch_softmax_loss(scores, q, exclude, temperature=0.3)
+        negative = scores.masked_fill(exclude | torch.eye(B, dtype=torch.bool), -torch.inf)
+        slow = (sampled_softmax_loss(scores.diagonal(), negative, temperature=0.3) if q is None
+                else sampled_softmax_loss(scores.diagonal(), negative, q,
+                                          q[None, :].expand(B, B), temperature=0.3))
+        torch.testing.assert_close(fast, slow, rtol=1e-13, atol=0)
+        torch.testing.assert_close(torch.autograd.grad(fast, scores)[0],
+                                   torch.autograd.grad(slow, scores)[0], rtol=1e-12, atol=1e-14)
+    assert torch.autograd.gradcheck(lambda s: in_batch_softmax_loss(s, log_q, exclude, 0.3),
+                                    (scores,))
+    with pytest.raises(ValueError, match="square"):
+        in_batch_softmax_loss(scores[:, :3])
+    with pytest.raises(ValueError, match="temperature"):
+        in_batch_softmax_loss(scores, temperature=0.0)
