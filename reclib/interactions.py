@@ -140,15 +140,23 @@ class Interactions:
         timestamps = None if timestamp_col is None else df[timestamp_col].to_numpy()
         if timestamps is not None and pd.isna(timestamps).any():
             raise ValueError(f"column {timestamp_col!r} has missing timestamps")
-        df = pd.DataFrame({"u": df[user_col].to_numpy(), "i": df[item_col].to_numpy(),
-                           "r": ratings, **({"t": timestamps} if timestamps is not None else {})})
-        df = _resolve_duplicates(df, duplicates, user_col, item_col)
-        ratings = df["r"].to_numpy()
-        timestamps = df["t"].to_numpy() if "t" in df else None
-        raw_users, raw_items = df["u"].to_numpy(), df["i"].to_numpy()
-        if reference is None:
+        raw_users, raw_items = df[user_col].to_numpy(), df[item_col].to_numpy()
+        if reference is None:     # the codes both index the maps and find repeated pairs
             user_map, users = IdMap.from_values(raw_users, "user")
             item_map, items = IdMap.from_values(raw_items, "item")
+            repeated = _any_repeated_pair(users, items, len(item_map))
+        else:
+            repeated = bool(pd.DataFrame({"u": raw_users, "i": raw_items}).duplicated().any())
+        if repeated:
+            frame = pd.DataFrame({"u": raw_users, "i": raw_items, "r": ratings,
+                                  **({"t": timestamps} if timestamps is not None else {})})
+            frame = _resolve_duplicates(frame, duplicates, user_col, item_col)
+            ratings = frame["r"].to_numpy()
+            timestamps = frame["t"].to_numpy() if "t" in frame else None
+            raw_users, raw_items = frame["u"].to_numpy(), frame["i"].to_numpy()
+            if reference is None:
+                users, items = user_map.index(raw_users), item_map.index(raw_items)
+        if reference is None:
             return cls(users, items, ratings, timestamps, user_map, item_map,
                        user_features=_align_features("user_features", user_features, user_col,
                                                      user_map.ids),
@@ -297,18 +305,22 @@ class Interactions:
                                        table.assign(**{col: ids})[[col, *table.columns]])
         return out
 
-    def to_csr(self, binary: bool = False) -> sp.csr_matrix:
-        """The users x items matrix of ratings (or of ones when ``binary``).
+    def to_csr(self, binary: bool = False, dtype=np.float64) -> sp.csr_matrix:
+        """The users x items matrix of ratings (or of ones when ``binary``), of float ``dtype``.
 
-        Raises if some rows have ids the map does not know: call :meth:`known` first to
-        say explicitly that they should be left out.
+        The values are made in ``dtype`` directly, so a float32 matrix costs no float64 copy
+        on the way. Raises if some rows have ids the map does not know: call :meth:`known`
+        first to say explicitly that they should be left out.
         """
+        if not (isinstance(dtype, (type, np.dtype, str)) and np.dtype(dtype).kind == "f"):
+            raise ValueError(f"dtype == {dtype!r}, must be a floating dtype such as float32")
         n_unknown = int(self.unknown_mask.sum())
         if n_unknown:
             raise ValueError(
                 f"{n_unknown} rows have a user or item unknown to the id map and cannot be "
                 f"placed in a matrix; use .known().to_csr() to leave them out explicitly")
-        values = np.ones(self.n_interactions) if binary else self.ratings
+        values = (np.ones(self.n_interactions, dtype=dtype) if binary
+                  else self.ratings.astype(dtype, copy=False))
         matrix = sp.csr_matrix((values, (self.users, self.items)),
                                shape=(self.n_users, self.n_items))
         matrix.sort_indices()
@@ -338,6 +350,14 @@ class Interactions:
 def _plain(value):
     """A NumPy scalar as the Python value it holds (so messages show 3, not np.int64(3))."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _any_repeated_pair(users: np.ndarray, items: np.ndarray, n_items: int) -> bool:
+    """Whether some (user, item) pair of the codes occurs twice: one sorted int64 key per row
+    (a fraction of the memory of pandas' ``duplicated`` on the two columns)."""
+    key = users.astype(np.int64) * n_items + items
+    key.sort()
+    return bool(np.any(key[1:] == key[:-1]))
 
 
 def _resolve_duplicates(df: pd.DataFrame, duplicates: str, user_col: str, item_col: str):

@@ -86,3 +86,32 @@ def test_from_csr():
     assert (data.to_csr() != m).nnz == 0
     with pytest.raises(ValueError, match="no non-zero"):
         Interactions.from_csr(sp.csr_matrix((2, 2)))
+
+
+def test_to_csr_builds_the_values_in_the_dtype_asked_for():
+    data = Interactions.from_dataframe(frame(rating=[4.5, 1.0, 2.0, 3.25]))
+    for binary in (False, True):
+        wide = data.to_csr(binary=binary)
+        narrow = data.to_csr(binary=binary, dtype=np.float32)
+        assert wide.dtype == np.float64 and narrow.dtype == np.float32
+        np.testing.assert_array_equal(narrow.indices, wide.indices)
+        np.testing.assert_array_equal(narrow.toarray(), wide.toarray().astype(np.float32))
+    for bad in (np.int64, "int", None, 3):
+        with pytest.raises(ValueError, match="dtype =="):
+            data.to_csr(dtype=bad)
+
+
+def test_repeated_pairs_are_found_with_and_without_a_reference():
+    """The sorted-key check on the codes and the check on raw ids (with a reference) agree."""
+    from reclib.interactions import _any_repeated_pair
+
+    assert not _any_repeated_pair(np.array([0, 0, 1]), np.array([0, 1, 0]), 2)
+    assert _any_repeated_pair(np.array([1, 0, 1]), np.array([0, 1, 0]), 2)
+    train = Interactions.from_dataframe(frame())
+    repeated = frame(user_id=["a", "a", "a", "zz"], item_id=[10, 10, 20, 99])
+    for reference in (None, train):
+        with pytest.raises(ValueError, match="repeated"):
+            Interactions.from_dataframe(repeated, reference=reference)
+        summed = Interactions.from_dataframe(repeated, reference=reference, duplicates="sum")
+        assert len(summed) == 3
+        assert summed.to_dataframe()["rating"].tolist()[:2] == [8.0, 4.0]

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1] / "reclib"
 #: that training loops can report nDCG without importing the protocols.
 LAYERS = [
     ("reclib._constants", 0), ("reclib._version", 0), ("reclib._validation", 0), ("reclib.core", 0),
-    ("reclib._progress", 0),
+    ("reclib._progress", 0), ("reclib._random", 0),
     ("reclib.evaluation.metrics", 1), ("reclib.evaluation.beyond", 1),
     ("reclib.evaluation.diversity", 1), ("reclib._training", 1),
     ("reclib.interactions", 2), ("reclib.features", 2), ("reclib.split", 2),

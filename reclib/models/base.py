@@ -146,7 +146,7 @@ class Recommender:
         self._validate_params()
         self.user_ids_ = data.user_ids
         self.item_ids_ = data.item_ids
-        self.seen_ = data.to_csr(binary=True).astype(np.float32)
+        self.seen_ = data.to_csr(binary=True, dtype=np.float32)
         self.rating_range_ = np.array([data.ratings.min(), data.ratings.max()])
         self._reset_lookups(data.user_map, data.item_map)
         self._fit(data)

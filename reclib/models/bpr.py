@@ -10,6 +10,7 @@ import numba
 import numpy as np
 from .._progress import tqdm
 
+from .._random import scaled_normal
 from .._validation import check_bool, check_float, check_int, check_random_state
 from ..interactions import Interactions
 from .base import Recommender
@@ -91,7 +92,7 @@ class BPR(Recommender):
         check_bool("item_bias", self.item_bias)
 
     def _fit(self, data: Interactions) -> None:
-        X = data.to_csr(binary=True)
+        X = self.seen_            # users x items; only its structure (indptr, indices) is read
         n_users, n_items = X.shape
         full = np.flatnonzero(np.diff(X.indptr) >= n_items)
         if len(full) == n_users:
@@ -101,8 +102,8 @@ class BPR(Recommender):
         scale = self.init_std / np.sqrt(self.n_factors)
         # float32 tables, as implicit's: half the memory traffic of a step, and SGD noise is
         # far above float32 rounding
-        P = (rng.standard_normal((n_users, self.n_factors)) * scale).astype(np.float32)
-        Q = (rng.standard_normal((n_items, self.n_factors)) * scale).astype(np.float32)
+        P = scaled_normal(rng, n_users, self.n_factors, scale)
+        Q = scaled_normal(rng, n_items, self.n_factors, scale)
         bias = np.zeros(n_items, dtype=np.float32)
         users = np.repeat(np.arange(n_users), np.diff(X.indptr))
         history = []

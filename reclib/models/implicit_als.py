@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from .._progress import tqdm
 
+from .._random import scaled_normal
 from .._validation import check_bool, check_choice, check_float, check_int, check_random_state
 from ..interactions import Interactions
 from .base import Recommender
@@ -183,15 +184,16 @@ class ImplicitALS(Recommender):
         return C
 
     def _fit(self, data: Interactions) -> None:
-        C = self.confidence_matrix(data.to_csr(binary=False))   # users x items, c - 1
+        # binary: every confidence is one constant, so C can share seen_'s index arrays
+        C = self.confidence_matrix(self.seen_ if self.binary else data.to_csr(binary=False))
         Ct = C.T.tocsr()
         Ct.sort_indices()
         n_users, n_items = C.shape
         f = self.n_factors
         rng = check_random_state(self.random_state)
         scale = self.init_std / np.sqrt(f)
-        X = (rng.standard_normal((n_users, f)) * scale).astype(np.float32)
-        Y = (rng.standard_normal((n_items, f)) * scale).astype(np.float32)
+        X = scaled_normal(rng, n_users, f, scale)
+        Y = scaled_normal(rng, n_items, f, scale)
         nu = self.reg_exponent
         if self.reg_basis == "confidence":
             reg_u = (self.reg * (n_items + np.asarray(C.sum(axis=1)).ravel()) ** nu
