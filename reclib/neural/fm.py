@@ -155,11 +155,12 @@ class FieldInputs(nn.Module):
         value = getattr(self, f"{side}_value")[uniq].to(weights.dtype)  # (U, s)
         return weights[index] * value[..., None], inverse
 
-    def tables(self, side: str, weights: torch.Tensor, rows: torch.Tensor):
+    def tables(self, side: str, weights: torch.Tensor, rows: torch.Tensor | None = None):
         """``(x @ weights, x^2 @ weights^2)`` as tables, and the index of ``rows`` into them.
 
         The tables hold the distinct ``rows`` when they are few, every row of ``side``
         otherwise; ``table[index]`` is the row of every entry of ``rows``, (*rows.shape, d).
+        With ``rows`` None the tables hold every row and the index is None.
         """
         if self._few(side, rows):
             vx, inverse = self._gathered(side, weights, rows)
@@ -172,14 +173,8 @@ class FieldInputs(nn.Module):
 
         Every row (``(n, d)``) when ``rows`` is None.
         """
-        if self._few(side, rows):
-            vx, inverse = self._gathered(side, weights, rows)
-            shape = (*rows.shape, weights.shape[1])
-            return (vx.sum(1)[inverse].reshape(shape),
-                    (vx * vx).sum(1)[inverse].reshape(shape))
-        full = (torch.sparse.mm(getattr(self, f"{side}_x"), weights),
-                torch.sparse.mm(getattr(self, f"{side}_x2"), weights * weights))
-        return full if rows is None else (full[0][rows], full[1][rows])
+        total, squares, index = self.tables(side, weights, rows)
+        return (total, squares) if index is None else (total[index], squares[index])
 
     def fields(self, side: str, weights: torch.Tensor,
                rows: torch.Tensor | None = None) -> torch.Tensor:
