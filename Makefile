@@ -15,6 +15,11 @@ PIP_TORCH := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 MATHJAX := node_modules/mathjax/es5/tex-chtml.js
 # The quick-mode book of `make test` builds apart from the full one, with its own cache.
 QUICK_OUT := _build/quick
+# Notebooks executed at the same time before a build (one thread each), and the chapters that
+# measure the machine (load test, bandwidth, two processes, Spark), which run afterwards alone.
+JOBS  ?= 2
+ALONE := notebooks/08_serving.ipynb notebooks/09_scaling.ipynb
+EXECUTE = $(BIN)/python book/execute.py --jobs $(JOBS) --alone $(ALONE)
 
 .PHONY: venv book book-fresh test unit notebooks notebook-metrics book-check book-html bench tune lock clean
 
@@ -33,10 +38,12 @@ $(MATHJAX): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(MATHJAX)
 
-## book: build the HTML book into _build/html, executing every notebook in full. Outputs are
-## cached by jupyter-cache (_build/.jupyter_cache): a rebuild re-executes only the notebooks
-## whose code changed. After a change to reclib itself, run `make book-fresh`.
+## book: build the HTML book into _build/html, executing every notebook in full, $(JOBS) at a
+## time (book/execute.py). Outputs are cached by jupyter-cache (_build/.jupyter_cache): a
+## rebuild re-executes only the notebooks whose code changed. After a change to reclib
+## itself, run `make book-fresh`.
 book: venv $(MATHJAX)
+	$(EXECUTE) --cache _build/.jupyter_cache
 	$(BIN)/jupyter-book build . --path-output .
 	@echo "open _build/html/index.html"
 
@@ -60,6 +67,7 @@ notebook-metrics: venv
 
 book-check: venv $(MATHJAX)
 	rm -rf $(QUICK_OUT)/_build/html
+	RECLIB_QUICK=1 $(EXECUTE) --cache $(QUICK_OUT)/_build/.jupyter_cache
 	RECLIB_QUICK=1 $(BIN)/jupyter-book build . --path-output $(QUICK_OUT) -W --keep-going
 
 ## book-html: the rendered pages of the quick-mode build: no raw tables, warnings or CDN
