@@ -23,6 +23,7 @@ import contextlib
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -103,8 +104,41 @@ def _check_memory(name: str, value) -> str:
     return value
 
 
+@contextlib.contextmanager
+def _stderr_into(path: Path):
+    """Point this process's file descriptor 2 at ``path`` inside the block, then restore it.
+
+    A JVM that pyspark launches inside the block inherits the file as its stderr for its
+    whole life, so its start-up notices (``Using incubator modules``) and the messages of
+    native libraries it fails to load (netlib's BLAS) go to the file instead of a notebook's
+    output. Spark's own errors still reach Python as exceptions.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _log_tail(path: Path, n_lines: int = 20) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n_lines:])
+
+
 def _start_session(master: str, driver_memory: str, log_dir: str):
-    """A new local SparkSession that prints errors only, with no UI and no progress bars."""
+    """A new local SparkSession that prints errors only, with no UI and no progress bars.
+
+    A JVM started here writes its stderr to ``log_dir/jvm-stderr.log`` (see
+    :func:`_stderr_into`); a JVM that failed to start has that file's end in the error.
+    """
     _, SparkSession = _require_pyspark()
     if java_executable() is None:
         raise RuntimeError("SparkALS needs a Java runtime (Java 17 or 21 for Spark 4), and "
@@ -120,13 +154,16 @@ def _start_session(master: str, driver_memory: str, log_dir: str):
                .config("spark.driver.host", "127.0.0.1")
                .config("spark.driver.bindAddress", "127.0.0.1")
                .config("spark.sql.shuffle.partitions", "8"))
+    jvm_log = Path(log_dir) / "jvm-stderr.log"
     try:
-        with _quiet_pyspark():
+        with _quiet_pyspark(), _stderr_into(jvm_log):
             spark = builder.getOrCreate()
     except Exception as err:  # pyspark raises its own error types for a JVM that did not start
+        tail = _log_tail(jvm_log)
         raise RuntimeError(f"could not start a local Spark session (master {master!r}): "
                            f"{type(err).__name__}: {err}. Check that Java 17 or 21 is "
-                           f"installed ({java_executable()})") from err
+                           f"installed ({java_executable()})"
+                           + (f". The JVM's stderr ended with:\n{tail}" if tail else "")) from err
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

@@ -13,6 +13,7 @@ half-step computes every user's factor from the final item factors :math:`Y`, so
 """
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,3 +157,26 @@ def test_clone_and_save_load_without_spark(fitted, tmp_path):
     assert loaded.spark_version_ == fitted.spark_version_
     users = fitted.user_ids_[:3]
     np.testing.assert_array_equal(loaded.recommend(users, k=3)[0], fitted.recommend(users, k=3)[0])
+
+
+def test_stderr_into_sends_file_descriptor_2_to_the_file_and_restores_it(tmp_path, capfd):
+    import os
+    log = tmp_path / "jvm.log"
+    with rspark._stderr_into(log):
+        os.write(2, b"from a child process\n")
+    os.write(2, b"after\n")
+    assert log.read_text() == "from a child process\n"
+    assert capfd.readouterr().err == "after\n"
+
+
+@needs_spark
+def test_the_jvm_prints_nothing_on_the_process_stderr(tmp_path):
+    # the JVM's start-up notices and netlib's failed BLAS look-ups are not the reader's output
+    import subprocess
+    code = ("import reclib; from reclib.spark import SparkALS; from tests.conftest import "
+            "planted_frame; SparkALS(n_factors=4, n_epochs=2, master='local[1]', "
+            "driver_memory='1g').fit(reclib.Interactions.from_dataframe(planted_frame()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=str(Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr
