@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from reclib.roofline import (bytes_per_interaction, measure_bandwidth,  # noqa: E402
-                             roofline_fraction)
+from reclib.roofline import (bytes_per_interaction, ials_sweep_bytes,  # noqa: E402
+                             measure_bandwidth, roofline_fraction)
 
 
 def test_hand_count_f64_fp32():
@@ -79,6 +79,37 @@ def test_bad_input(bad, match):
     args = dict(n_factors=8) | bad
     with pytest.raises((ValueError, TypeError), match=match):
         bytes_per_interaction(**args)
+
+
+def test_ials_sweep_hand_count():
+    # f = 2, 3 users, 2 items, 4 nonzeros, 1 CG step (2 passes over the nonzeros per half)
+    f, s = 2, 1
+    users = (2 * f                  # the Gram matrix of the 2 item rows
+             + 2 * 4 * f            # 2 passes: each nonzero's item row
+             + 2 * 3 * 3 * f        # 2 passes: each user's vector read, accumulation out and in
+             + 3 * 3 * f            # start: x read, r and p written
+             + s * 3 * 6 * f)       # each step: x, r, p read and written
+    items = (3 * f + 2 * 4 * f + 2 * 2 * 3 * f + 2 * 3 * f + s * 2 * 6 * f)
+    assert (users, items) == (110, 82)
+    assert ials_sweep_bytes(f, 3, 2, 4, cg_steps=s) == 4 * (users + items) == 768
+    assert ials_sweep_bytes(f, 3, 2, 4, cg_steps=s, dtype_bytes=8) == 2 * 768
+    # the docstring's example: f = 64, fp32, 3 steps, 900k nonzeros, 50k users, 20k items
+    b = ials_sweep_bytes(64, 50_000, 20_000, 900_000)
+    assert b == 4 * 64 * (2 * 4 * 900_000 + 34 * 70_000)
+    assert round(b / 900_000) == 2725
+    # one more CG step: one more pass over every nonzero and 9 f more per row, each half
+    extra = ials_sweep_bytes(64, 50_000, 20_000, 900_000, cg_steps=4) - b
+    assert extra == 4 * 64 * (2 * 900_000 + 9 * 70_000)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(n_factors=0), "n_factors"), (dict(n_users=0), "n_users"), (dict(n_items=0), "n_items"),
+    (dict(n_interactions=0), "n_interactions"), (dict(cg_steps=0), "cg_steps"),
+    (dict(dtype_bytes=0), "dtype_bytes"), (dict(n_users=2.0), "n_users")])
+def test_ials_sweep_bad_input(bad, match):
+    args = dict(n_factors=8, n_users=5, n_items=4, n_interactions=9) | bad
+    with pytest.raises((ValueError, TypeError), match=match):
+        ials_sweep_bytes(**args)
 
 
 def test_measure_bandwidth_cpu():

@@ -133,6 +133,11 @@ class ImplicitALS(Recommender):
         :math:`J` after each sweep.
     """
 
+    #: Floating type of the factors, the confidences and the solves. Not a hyper-parameter:
+    #: float32 always, except where a test of :class:`reclib.neural.TorchImplicitALS` sets
+    #: float64 on an instance to compare the two implementations at full precision.
+    _dtype = np.float32
+
     def __init__(self, n_factors: int = 64, reg: float = 0.03, alpha: float = 10.0,
                  confidence: str = "linear", epsilon: float = 1.0, binary: bool = True,
                  reg_exponent: float = 1.0, n_epochs: int = 15, solver: str = "cg",
@@ -154,34 +159,12 @@ class ImplicitALS(Recommender):
         self.reg_basis = reg_basis
 
     def _validate_params(self) -> None:
-        check_int("n_factors", self.n_factors, minimum=1)
-        check_float("reg", self.reg, minimum=0.0)
-        check_float("alpha", self.alpha, minimum=0.0)
-        check_choice("confidence", self.confidence, {"linear", "log"})
-        check_float("epsilon", self.epsilon, strictly_positive=True)
-        check_float("reg_exponent", self.reg_exponent, minimum=0.0, maximum=1.0)
-        check_int("n_epochs", self.n_epochs, minimum=1)
-        check_choice("solver", self.solver, {"cg", "exact"})
-        check_int("cg_steps", self.cg_steps, minimum=1)
-        check_float("init_std", self.init_std, strictly_positive=True)
-        check_bool("binary", self.binary)
-        check_choice("reg_basis", self.reg_basis, {"confidence", "count"})
+        check_ials_params(self, solvers={"cg", "exact"})
 
     def confidence_matrix(self, X: sp.csr_matrix) -> sp.csr_matrix:
         """:math:`C - 1` on the observed entries of ``X`` (so :math:`c_{ui} = 1 +` stored value)."""
-        if self.binary:      # one float32 constant: no temporaries of the size of X
-            extra = np.full(X.nnz, self.alpha if self.confidence == "linear"
-                            else self.alpha * np.log1p(1.0 / self.epsilon), dtype=np.float32)
-        elif self.confidence == "linear":
-            extra = self.alpha * X.data
-        else:
-            extra = self.alpha * np.log1p(X.data / self.epsilon)
-        if np.any(extra < 0):
-            raise ValueError("confidence must not fall below 1: ratings are negative; use "
-                             "binary=True or non-negative ratings")
-        C = sp.csr_matrix((extra.astype(np.float32), X.indices, X.indptr), shape=X.shape)
-        C.sort_indices()
-        return C
+        return ials_confidence(X, self.alpha, self.confidence, self.epsilon, self.binary,
+                               self._dtype)
 
     def _fit(self, data: Interactions) -> None:
         # binary: every confidence is one constant, so C can share seen_'s index arrays
@@ -192,17 +175,11 @@ class ImplicitALS(Recommender):
         f = self.n_factors
         rng = check_random_state(self.random_state)
         scale = self.init_std / np.sqrt(f)
-        X = scaled_normal(rng, n_users, f, scale)
-        Y = scaled_normal(rng, n_items, f, scale)
-        nu = self.reg_exponent
-        if self.reg_basis == "confidence":
-            reg_u = (self.reg * (n_items + np.asarray(C.sum(axis=1)).ravel()) ** nu
-                     ).astype(np.float32)
-            reg_i = (self.reg * (n_users + np.asarray(Ct.sum(axis=1)).ravel()) ** nu
-                     ).astype(np.float32)
-        else:                                   # lambda n^nu, n = stored entries of the row
-            reg_u = (self.reg * np.diff(C.indptr).astype(np.float64) ** nu).astype(np.float32)
-            reg_i = (self.reg * np.diff(Ct.indptr).astype(np.float64) ** nu).astype(np.float32)
+        dtype = self._dtype
+        X = scaled_normal(rng, n_users, f, scale, dtype=dtype)
+        Y = scaled_normal(rng, n_items, f, scale, dtype=dtype)
+        reg_u, reg_i = ials_regularisers(C, Ct, self.reg, self.reg_exponent, self.reg_basis,
+                                         dtype)
         if self.solver == "cg":
             chunks_u = _balanced_chunks(C.indptr, f)
             chunks_i = _balanced_chunks(Ct.indptr, f)
@@ -212,7 +189,7 @@ class ImplicitALS(Recommender):
         for sweep in tqdm(range(self.n_epochs), desc=type(self).__name__, disable=not self.verbose):
             if self.solver == "exact":
                 for A, B, M, reg in ((X, Y, C, reg_u), (Y, X, Ct, reg_i)):
-                    gram = (B.T @ B).astype(np.float32)          # Y^T Y, once per sweep
+                    gram = (B.T @ B).astype(dtype)               # Y^T Y, once per sweep
                     _solve_exact(M.indptr, M.indices, M.data, A, B, gram, reg)
                 loss = ials_objective(C, X, Y, reg_u, reg_i)
             else:
@@ -244,6 +221,67 @@ class ImplicitALS(Recommender):
 
     def _item_vectors(self):
         return self.item_factors_
+
+
+def check_ials_params(model, solvers) -> None:
+    """The hyper-parameter checks of :class:`ImplicitALS`, for any model with its arguments.
+
+    ``solvers`` is the set of ``solver`` values the model accepts. Shared with
+    :class:`reclib.neural.TorchImplicitALS`, so that both refuse the same values alike.
+    """
+    check_int("n_factors", model.n_factors, minimum=1)
+    check_float("reg", model.reg, minimum=0.0)
+    check_float("alpha", model.alpha, minimum=0.0)
+    check_choice("confidence", model.confidence, {"linear", "log"})
+    check_float("epsilon", model.epsilon, strictly_positive=True)
+    check_float("reg_exponent", model.reg_exponent, minimum=0.0, maximum=1.0)
+    check_int("n_epochs", model.n_epochs, minimum=1)
+    check_choice("solver", model.solver, solvers)
+    check_int("cg_steps", model.cg_steps, minimum=1)
+    check_float("init_std", model.init_std, strictly_positive=True)
+    check_bool("binary", model.binary)
+    check_choice("reg_basis", model.reg_basis, {"confidence", "count"})
+
+
+def ials_confidence(X: sp.csr_matrix, alpha: float, confidence: str, epsilon: float,
+                    binary: bool, dtype=np.float32) -> sp.csr_matrix:
+    r""":math:`C - 1` on the stored entries of ``X``, sorted, with values of type ``dtype``.
+
+    :math:`\alpha r` (``"linear"``) or :math:`\alpha \log(1 + r / \epsilon)` (``"log"``),
+    with :math:`r = 1` for every entry when ``binary``; see :class:`ImplicitALS`.
+    """
+    if binary:           # one constant: no temporaries of the size of X
+        extra = np.full(X.nnz, alpha if confidence == "linear"
+                        else alpha * np.log1p(1.0 / epsilon), dtype=dtype)
+    elif confidence == "linear":
+        extra = alpha * X.data
+    else:
+        extra = alpha * np.log1p(X.data / epsilon)
+    if np.any(extra < 0):
+        raise ValueError("confidence must not fall below 1: ratings are negative; use "
+                         "binary=True or non-negative ratings")
+    C = sp.csr_matrix((extra.astype(dtype), X.indices, X.indptr), shape=X.shape)
+    C.sort_indices()
+    return C
+
+
+def ials_regularisers(C: sp.csr_matrix, Ct: sp.csr_matrix, reg: float, reg_exponent: float,
+                      reg_basis: str, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`\lambda_u` and :math:`\lambda_i` of every row of ``C`` and of ``Ct = C^T``.
+
+    ``reg_basis="confidence"``: :math:`\lambda (\sum_i c_{ui})^{\nu}` (the row's total
+    confidence, unobserved entries counting 1); ``"count"``: :math:`\lambda\, n_u^{\nu}`.
+    Returned as ``dtype`` (the sums are taken in the type of ``C``'s values).
+    """
+    n_users, n_items = C.shape
+    nu = reg_exponent
+    if reg_basis == "confidence":
+        reg_u = reg * (n_items + np.asarray(C.sum(axis=1)).ravel()) ** nu
+        reg_i = reg * (n_users + np.asarray(Ct.sum(axis=1)).ravel()) ** nu
+    else:                                       # lambda n^nu, n = stored entries of the row
+        reg_u = reg * np.diff(C.indptr).astype(np.float64) ** nu
+        reg_i = reg * np.diff(Ct.indptr).astype(np.float64) ** nu
+    return reg_u.astype(dtype), reg_i.astype(dtype)
 
 
 def ials_objective(C: sp.csr_matrix, X: np.ndarray, Y: np.ndarray, reg_u, reg_i) -> float:
@@ -352,8 +390,8 @@ def _lhs_times(v, start, stop, indices, extra, B, gram, reg_row, out):  # pragma
 
 
 def _gram(A: np.ndarray) -> np.ndarray:
-    r""":math:`A^\top A` in float32 (one BLAS call)."""
-    return (A.T @ A).astype(np.float32)
+    r""":math:`A^\top A` in the factors' float type (one BLAS call)."""
+    return (A.T @ A).astype(A.dtype, copy=False)
 
 
 def _balanced_chunks(indptr: np.ndarray, n_factors: int) -> np.ndarray:

@@ -22,8 +22,10 @@ from .sasrec import SASRec, SequentialRecommender
 from .gru4rec import GRU4Rec
 from .two_tower import TwoTower
 from .bprmf import BPRMF
+from .ials import TorchImplicitALS
 
 __all__ = ["NeuralRecommender", "TrainConfig", "TrainResult", "Trainer", "train_module",
            "RowWiseAdagrad", "shard_batch", "average_gradients", "resolve_device",
            "scoped_seed", "seed_everything", "GMF", "MLP", "NeuMF", "AutoRec", "LightGCN",
-           "FM", "DeepFM", "TwoTower", "BPRMF", "SequentialRecommender", "SASRec", "GRU4Rec"]
+           "FM", "DeepFM", "TwoTower", "BPRMF", "TorchImplicitALS", "SequentialRecommender",
+           "SASRec", "GRU4Rec"]

@@ -45,6 +45,8 @@ FAST_PARAMS = {
                 "device": "cpu"},
     "BPRMF": {"n_factors": 4, "n_epochs": 40, "batch_size": 32, "lr": 0.05, "reg": 0.03,
               "optimizer": "sparse_adam", "device": "cpu"},
+    "TorchImplicitALS": {"n_factors": 4, "n_epochs": 10, "reg": 0.1, "alpha": 5.0,
+                         "device": "cpu"},
     "ContentBased": {"min_df": 1},
     "SASRec": {"n_factors": 16, "n_layers": 1, "max_len": 20, "n_epochs": 5, "lr": 0.01,
                "device": "cpu"},
