@@ -5,6 +5,7 @@ Usage::
     python benchmarks/scaling.py --device cpu                       # 1M,5M on this machine
     python benchmarks/scaling.py --device cuda --sizes 1M,10M,100M  # on a GPU machine
     python benchmarks/scaling.py --quick --out /tmp/x               # the CI smoke run
+    python benchmarks/scaling.py --device cpu --sizes 1M --models ials --add  # one more row
 
 **Data.** :func:`reclib.datasets.synthetic.synthetic_interactions` with ``n_users = N / 20``,
 ``n_items = N / 50``, Zipf item popularity (``alpha=1``) and user activity
@@ -20,7 +21,10 @@ at most 2000 of the held-out users (seed 2), the same users for every model and 
   fp32, and ``bprmf_bf16`` the same in bf16 autocast (both at the smallest size only);
 * ``two_tower``: :class:`reclib.neural.TwoTower` (ids only, in-batch softmax);
 * ``implicit_bpr``: ``implicit.cpu.bpr.BayesianPersonalizedRanking`` (Cython), 2 threads,
-  the CPU peer; ``reclib_bpr``: :class:`reclib.models.BPR` (numba). Both CPU only.
+  the CPU peer; ``reclib_bpr``: :class:`reclib.models.BPR` (numba). Both CPU only;
+* ``ials``: :class:`reclib.neural.TorchImplicitALS` (implicit ALS, every row's CG of a sweep
+  at once, 3 CG steps, fp32), a model of another loss: its "epochs" are sweeps, validated
+  after each one through the model's ``_after_sweep`` hook, outside the timed sweep.
 
 Each fit runs in a fresh subprocess, so its peak memory is its own: resident set (VmHWM,
 reset at the start of ``fit``) on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU.
@@ -35,7 +39,9 @@ reaches the target.
 must move (rows, biases, optimiser state); :func:`reclib.roofline.measure_bandwidth` measures
 the device's copy/triad bandwidth at the start of the run; the fraction is
 ``throughput * bytes / bandwidth``. For the two-tower model the count is
-:func:`two_tower_bytes` (its dense embedding table is swept by Adam every step).
+:func:`two_tower_bytes` (its dense embedding table is swept by Adam every step); for
+``ials`` it is :func:`reclib.roofline.ials_sweep_bytes` (one CG sweep) over the training
+interactions.
 
 **Scoring.** Top-10 for 10 000 users with random 64-dimensional fp32 vectors over catalogues
 of growing size, on the device through :func:`reclib.core.topk` (torch backend), in blocks of
@@ -44,7 +50,11 @@ users and items (:func:`blocked_topk`) so memory stays bounded; items scored per
 one predicts more than :data:`SCORING_MAX_S` seconds.
 
 Writes ``benchmarks/results/scaling_<device>.json`` and ``.md`` (``--quick``:
-``scaling_<device>_quick.*``, ignored by git) or into ``--out``. Not part of ``make test``.
+``scaling_<device>_quick.*``, ignored by git) or into ``--out``. ``--add`` measures only the
+``--models`` at the ``--sizes`` given and merges their rows into that existing file (a row of
+the same model and size is replaced); the bandwidth its fractions use, the scoring table and
+the other rows stay those of the earlier run, and the file lists every run that wrote it.
+Not part of ``make test``.
 """
 
 from __future__ import annotations
@@ -54,9 +64,11 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads OpenBLAS
 
 import argparse  # noqa: E402
+import datetime  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
+import shlex  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -95,8 +107,10 @@ BPRMF_SETTINGS = dict(lr=0.01, reg=1e-3, batch_size={"cpu": 16384, "cuda": 65536
 TWO_TOWER = dict(layers=[], out=64, lr=2e-3, batch_size={"cpu": 1024, "cuda": 8192})
 IMPLICIT = dict(lr=0.01, reg=0.01, threads=2)
 NUMBA_BPR = dict(lr=0.01, reg=0.01)
+#: TorchImplicitALS at its defaults (those of reclib.models.ImplicitALS), 3 CG steps.
+IALS = dict(reg=0.03, alpha=10.0, cg_steps=3)
 #: Models at every size; extra variants run at the smallest size only; CPU-only models.
-MODELS = ["bprmf", "two_tower", "implicit_bpr", "reclib_bpr"]
+MODELS = ["bprmf", "two_tower", "implicit_bpr", "reclib_bpr", "ials"]
 SMALLEST_ONLY = ["bprmf_sparse_adam", "bprmf_bf16"]
 CPU_ONLY = {"implicit_bpr", "reclib_bpr"}
 #: On the CPU the two-tower model runs up to this size (about 7 000 interactions/s here).
@@ -105,7 +119,8 @@ LABELS = {"bprmf": "reclib BPRMF (torch, row-wise Adagrad, fused step, fp32)",
           "bprmf_sparse_adam": "reclib BPRMF (torch, SparseAdam, fp32)",
           "bprmf_bf16": "reclib BPRMF (torch, SparseAdam, bf16 autocast)",
           "two_tower": "reclib TwoTower (torch, in-batch softmax)",
-          "implicit_bpr": "implicit BPR (Cython)", "reclib_bpr": "reclib BPR (numba)"}
+          "implicit_bpr": "implicit BPR (Cython)", "reclib_bpr": "reclib BPR (numba)",
+          "ials": "reclib TorchImplicitALS (torch, CG, fp32)"}
 
 
 def parse_size(text: str) -> int:
@@ -355,6 +370,9 @@ def fit_worker(model: str, path: str, device: str, n_epochs: int) -> dict:
                        batch_size=1, per_epoch_validation=False)
         bpi = bytes_per_interaction(N_FACTORS, "sgd")
         row["bytes_formula"] = "bytes_per_interaction(64, 'sgd') (rows, biases; no state)"
+    elif model == "ials":
+        fields, final, bpi, wall, mem = _fit_ials(train, valid, seen, device, n_epochs)
+        row.update(fields)
     else:
         from reclib.neural import TwoTower
         from reclib.neural._train import N_THREADS
@@ -417,6 +435,65 @@ def fit_worker(model: str, path: str, device: str, n_epochs: int) -> dict:
                fit_wall_s=wall, peak_memory_mb=mem.peak_mb, memory_before_fit_mb=mem.before_mb,
                memory_kind=mem.kind, bytes_per_interaction=float(bpi))
     return row
+
+
+def _fit_ials(train, valid, seen, device: str, n_epochs: int):
+    """TorchImplicitALS on the training part, validated after every sweep (not timed).
+
+    Returns the row's fields, the final score, the bytes per interaction, the fit's wall
+    seconds and its :class:`PeakMemory`."""
+    import torch
+
+    from reclib._training import holdout_ndcg
+    from reclib.core import topk
+    from reclib.neural import TorchImplicitALS
+    from reclib.neural._train import N_THREADS
+    from reclib.roofline import ials_sweep_bytes
+
+    users = np.unique(valid.users)
+    seen_users = seen[users]
+    pos = {int(u): r for r, u in enumerate(users)}
+    scores = []
+
+    class Bench(TorchImplicitALS):
+        def _after_sweep(self, sweep, user_factors, item_factors):
+            dev = user_factors.device
+            mine = user_factors.index_select(0, torch.as_tensor(users, device=dev))
+            step = max(1, 2**22 // item_factors.shape[0])
+
+            def rank(us):               # on the device, through the core's top-k
+                rows = np.array([pos[int(u)] for u in us])
+                out = []
+                for b in range(0, len(rows), step):
+                    block = rows[b:b + step]
+                    block_scores = mine[torch.as_tensor(block, device=dev)] @ item_factors.T
+                    top = topk(block_scores, 10, exclude=seen_users[block])[0]
+                    out.append(top.cpu().numpy())
+                return np.concatenate(out)
+            scores.append(holdout_ndcg(rank, valid.users, valid.items, item_factors.shape[0]))
+
+    Bench.__name__ = Bench.__qualname__ = TorchImplicitALS.__name__
+    kwargs = dict(n_factors=N_FACTORS, reg=IALS["reg"], alpha=IALS["alpha"],
+                  cg_steps=IALS["cg_steps"], device=device, random_state=0)
+    TorchImplicitALS(**kwargs, n_epochs=1).fit(_tiny_interactions())   # warm-up, not timed
+    m = Bench(**kwargs, n_epochs=n_epochs)
+    with PeakMemory(device) as mem:
+        start = time.perf_counter()
+        m.fit(train)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+    n_train = train.n_interactions
+    sweep_bytes = ials_sweep_bytes(N_FACTORS, train.n_users, train.n_items, n_train,
+                                   IALS["cg_steps"])
+    fields = dict(epoch_seconds=[float(s) for s in m.epoch_seconds_], val_ndcg=scores,
+                  threads=N_THREADS, optimizer="cg", precision="fp32", batch_size=None,
+                  cg_steps=IALS["cg_steps"], per_epoch_validation=True,
+                  bytes_formula=(f"ials_sweep_bytes(64, {train.n_users}, {train.n_items}, "
+                                 f"{n_train}, cg_steps={IALS['cg_steps']}) / {n_train} (per "
+                                 f"nonzero and pass its gathered row; per row and pass its "
+                                 f"vector and accumulation; the dense CG rows per step)"))
+    return fields, scores[-1], sweep_bytes / n_train, wall, mem
 
 
 def scoring_worker(n_items: int, n_users: int, device: str) -> dict:
@@ -625,6 +702,24 @@ def markdown(p: dict) -> str:
               "memory traffic actually achieved. A fraction above 1 would mean the tables sit "
               "in a cache faster than the memory measured. / implicit: throughput over "
               "implicit's at the same size."]
+    if any(r["model"] == "ials" for r in p["training"]):
+        lines += ["", "TorchImplicitALS minimises another loss (implicit ALS, "
+                  f"{p['settings']['ials']['cg_steps']} CG steps per row and half-sweep): "
+                  "its epochs are sweeps (users, then items), validated after each one "
+                  "outside the timed sweep, and its interactions/s are training rows / sweep "
+                  "seconds. Its bytes/interaction is reclib.roofline.ials_sweep_bytes over "
+                  "the training rows: per pass over the nonzeros (one per CG step and one for "
+                  "the start residual, each half) the gathered row of every nonzero, and per "
+                  "row its vector and its accumulation, plus the dense CG rows per step; no "
+                  "index reads, per-nonzero scalars or cache-line waste. Its throughput is not "
+                  "set against implicit's BPR (another model)."]
+    for a in p.get("additions", []):
+        rows = ", ".join(f"{LABELS.get(m, m)} at {size}" for m, size in a["rows"])
+        load = f"{a['load_before']} before, {a.get('load_after', '?')} after"
+        lines += ["", f"Added later (`--add`): {rows or 'no rows'}, by `{a['command']}` on "
+                  f"{a['date']} (load average {load}); the fraction of the bound uses the "
+                  f"bandwidth measured by the first run, `{p['base_run']['command']}` on "
+                  f"{p['base_run']['date']}, which measured every other row."]
     for r in p["training"]:
         if r["model"] == "bprmf" and r.get("throughput_vs_implicit") is not None:
             q = r["throughput_vs_implicit"]
@@ -716,6 +811,11 @@ def main(argv=None) -> None:
                         help="with --quick: still run each fit in its own subprocess (the "
                              "default without --quick; --quick runs them in this process, "
                              "as importing torch in every subprocess costs more than the fits)")
+    parser.add_argument("--add", action="store_true",
+                        help="measure only --models at --sizes and merge their rows into the "
+                             "existing results of --device (and --quick/--out): a row of the "
+                             "same model and size is replaced; the other rows, the scoring "
+                             "table and the bandwidth the fractions use are kept")
     parser.add_argument("--markdown-only", action="store_true",
                         help="re-render the .md from the existing .json of --device (and "
                              "--quick/--out); measures nothing, keeps the recorded command")
@@ -745,6 +845,11 @@ def main(argv=None) -> None:
         raise SystemExit(f"--models: unknown {unknown}; choose from {sorted(LABELS)}")
     if args.epochs is not None and args.epochs < 1:
         raise SystemExit(f"--epochs == {args.epochs}, must be >= 1")
+    if args.add and args.catalogues not in (None, "none"):
+        raise SystemExit("--add measures training rows only; leave out --catalogues")
+    earlier = _earlier_results(args) if args.add else None
+    if args.add:
+        catalogues = []
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     scoring_users = QUICK_SCORING_USERS if args.quick else SCORING_USERS
@@ -762,11 +867,24 @@ def main(argv=None) -> None:
                "validation": {"fraction": VALIDATION_FRACTION, "users": VALIDATION_USERS,
                               "split_seed": SPLIT_SEED, "sample_seed": SAMPLE_SEED},
                "settings": {"n_factors": N_FACTORS, "bprmf": BPRMF_SETTINGS, "two_tower": TWO_TOWER,
-                            "implicit_bpr": IMPLICIT, "reclib_bpr": NUMBA_BPR},
+                            "implicit_bpr": IMPLICIT, "reclib_bpr": NUMBA_BPR, "ials": IALS},
                "gpu_command": "python benchmarks/scaling.py --device cuda --sizes 1M,10M,100M",
                "data": {}, "training": [], "scoring": [], "not_run": []}
-    print("measuring bandwidth", flush=True)
-    payload["bandwidth"] = bw = bandwidth(device, args.quick)
+    addition = None
+    if earlier is not None:
+        # the earlier run's file, its command and date kept; this run is listed as an addition
+        addition = {"command": "python benchmarks/scaling.py " + " ".join(
+                        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
+                    "date": datetime.date.today().isoformat(), "rows": [],
+                    "load_before": payload["load_before"], "machine": payload["machine"]}
+        payload = earlier
+        payload.setdefault("base_run", {"command": payload["command"], "date": payload["date"]})
+        payload.setdefault("additions", []).append(addition)
+        payload["settings"]["ials"] = IALS
+        bw = payload["bandwidth"]
+    else:
+        print("measuring bandwidth", flush=True)
+        payload["bandwidth"] = bw = bandwidth(device, args.quick)
     out = args.out
     smallest = min(n for _, n in sizes)
     plan = []
@@ -785,7 +903,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, n, model in plan:
             path = Path(tmp) / f"{label}.npy"
-            if label not in payload["data"]:
+            if not path.exists():
                 print(f"data {label}", flush=True)
                 payload["data"][label] = info = make_data(n, path)
                 _, train, valid = load_split(str(path))
@@ -795,6 +913,10 @@ def main(argv=None) -> None:
             if model == "two_tower" and args.epochs is None and not args.quick:
                 epochs = 1 if device == "cpu" else 3
             print(f"fit {model} {label} x{epochs}", flush=True)
+            payload["not_run"] = [x for x in payload["not_run"]
+                                  if not x.startswith(f"{model} at {label}")]
+            if addition is not None:
+                addition["rows"].append([model, label])
             try:
                 row = run_worker(["fit", model, str(path), device, str(epochs)], args.timeout,
                                  in_process)
@@ -807,12 +929,13 @@ def main(argv=None) -> None:
                        roofline_fraction=roofline_fraction(row["throughput"],
                                                            row["bytes_per_interaction"],
                                                            bw["bytes_per_s"]))
-            payload["training"].append(row)
+            _put_row(payload["training"], row)
             print({k: row[k] for k in ("model", "size", "throughput", "time_to_target_s",
                                        "final_ndcg", "peak_memory_mb", "roofline_fraction")},
                   flush=True)
             _ratios(payload)
-            payload["load_after"] = [round(x, 2) for x in os.getloadavg()]
+            (payload if addition is None else addition)["load_after"] = [
+                round(x, 2) for x in os.getloadavg()]
             payload["complete"] = False
             write(payload, out, args.quick, final=False)
     rate = None
@@ -834,15 +957,42 @@ def main(argv=None) -> None:
         rate = row["items_scored_per_s"]
         payload["scoring"].append(row)
         print(row, flush=True)
-    payload["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    (payload if addition is None else addition)["load_after"] = [
+        round(x, 2) for x in os.getloadavg()]
     payload["complete"] = True
     write(payload, out, args.quick)
 
 
+def _stem(args) -> Path:
+    folder = args.out if args.out is not None else HERE / "results"
+    return folder / f"scaling_{args.device}{'_quick' if args.quick else ''}"
+
+
+def _earlier_results(args) -> dict:
+    """The results file ``--add`` merges into (a clear exit when there is none)."""
+    path = _stem(args).with_suffix(".json")
+    if not path.exists():
+        raise SystemExit(f"--add: there is no {path} to add rows to; run without --add first")
+    payload = json.loads(path.read_text())
+    if payload.get("device") != args.device or payload.get("quick") != args.quick:
+        raise SystemExit(f"--add: {path} holds a run with device {payload.get('device')!r} "
+                         f"and quick {payload.get('quick')}, not {args.device!r} and "
+                         f"{args.quick}")
+    return payload
+
+
+def _put_row(rows: list, row: dict) -> None:
+    """Replace the row of the same model and size in place, or append ``row``."""
+    for n, r in enumerate(rows):
+        if (r["model"], r["size"]) == (row["model"], row["size"]):
+            rows[n] = row
+            return
+    rows.append(row)
+
+
 def rerender(args) -> None:
     """The markdown of an existing results file, with the command and date it records."""
-    folder = args.out if args.out is not None else HERE / "results"
-    stem = folder / f"scaling_{args.device}{'_quick' if args.quick else ''}"
+    stem = _stem(args)
     payload = json.loads(stem.with_suffix(".json").read_text())
     text = markdown(payload).rstrip("\n")
     text += f"\n\nProduced by `{payload['command']}` on {payload['date']}.\n"
@@ -865,9 +1015,10 @@ def _dispatch(worker: list[str]) -> dict:
 def _ratios(payload: dict) -> None:
     peers = {r["size"]: r["throughput"] for r in payload["training"]
              if r["model"] == "implicit_bpr"}
-    for r in payload["training"]:
+    for r in payload["training"]:       # BPR against BPR: not the ALS row, another loss
         r["throughput_vs_implicit"] = (r["throughput"] / peers[r["size"]]
-                                       if r["size"] in peers and r["model"] != "implicit_bpr"
+                                       if r["size"] in peers
+                                       and r["model"] not in ("implicit_bpr", "ials")
                                        else None)
 
 

@@ -6,6 +6,7 @@ The run goes into a temporary ``--out`` folder, so it never touches benchmarks/r
 import importlib.util
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,11 +34,17 @@ def _load_script():
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("scaling")
     proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def quick_run(quick_out):
+    out = quick_out
     payload = json.loads((out / "scaling_cpu_quick.json").read_text())
     text = (out / "scaling_cpu_quick.md").read_text()
     # re-rendering the markdown from the JSON gives the file the run wrote
@@ -69,14 +76,14 @@ def test_header_fields(quick_run):
 
 
 def test_training_rows(quick_run):
-    from reclib.roofline import bytes_per_interaction
+    from reclib.roofline import bytes_per_interaction, ials_sweep_bytes
 
     p, text = quick_run
     rows = p["training"]
     seen = {(r["model"], r["size"]) for r in rows}
     sizes = sorted({r["size"] for r in rows}, key=lambda s: p["data"][s]["n_interactions"])
     assert len(sizes) == 2
-    for model in ("bprmf", "two_tower", "implicit_bpr", "reclib_bpr"):
+    for model in ("bprmf", "two_tower", "implicit_bpr", "reclib_bpr", "ials"):
         for size in sizes:
             assert (model, size) in seen
     assert ("bprmf_bf16", sizes[0]) in seen and ("bprmf_sparse_adam", sizes[0]) in seen
@@ -97,7 +104,12 @@ def test_training_rows(quick_run):
         assert 0 < r["roofline_fraction"]
         if r["roofline_fraction"] > 1:     # only possible with cache-resident tables; said
             assert "above 1" in text
-        if r["model"] != "two_tower":
+        if r["model"] == "ials":             # one CG sweep's floor over the training rows
+            data = p["data"][r["size"]]
+            sweep = ials_sweep_bytes(64, data["n_users"], data["n_items"], r["n_train"],
+                                     cg_steps=r["cg_steps"])
+            assert r["bytes_per_interaction"] == pytest.approx(sweep / r["n_train"])
+        elif r["model"] != "two_tower":
             opt = "sgd" if r["model"] in ("implicit_bpr", "reclib_bpr") else r["optimizer"]
             assert r["bytes_per_interaction"] == bytes_per_interaction(64, opt)
         # time to target: the first epoch at or above the target, its seconds summed
@@ -117,6 +129,8 @@ def test_training_rows(quick_run):
             assert r["target_reached"] == (r["final_ndcg"] >= p["target_ndcg"])
         if r["model"] == "implicit_bpr":
             assert r["threads"] == 2 and r["throughput_vs_implicit"] is None
+        elif r["model"] == "ials":                     # ALS is not set against BPR
+            assert r["throughput_vs_implicit"] is None
         else:
             peer = next(q for q in rows if q["model"] == "implicit_bpr" and
                         q["size"] == r["size"])
@@ -127,10 +141,49 @@ def test_training_rows(quick_run):
     optimisers = {r["model"]: r["optimizer"] for r in rows}
     assert optimisers["bprmf"] == "rowwise_adagrad"
     assert optimisers["bprmf_sparse_adam"] == optimisers["bprmf_bf16"] == "sparse_adam"
+    assert optimisers["ials"] == "cg" and precisions["ials"] == "fp32"
+    assert "reclib TorchImplicitALS (torch, CG, fp32)" in text and "ials_sweep_bytes" in text
     # learning happened: MF-BPR beats a random ranking (nDCG@10 of ~10/n_items) clearly
     for r in rows:
         if r["model"] != "two_tower":
             assert r["final_ndcg"] > 0.5 * p["data"][r["size"]]["popularity_ndcg"]
+
+
+def test_add_merges_rows_into_an_earlier_run(quick_out, tmp_path):
+    """``--add`` re-measures one row in place and keeps everything else of the earlier run."""
+    for suffix in (".json", ".md"):
+        shutil.copy(quick_out / f"scaling_cpu_quick{suffix}", tmp_path)
+    before = json.loads((tmp_path / "scaling_cpu_quick.json").read_text())
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--add", "--models", "ials",
+                           "--sizes", "20k", "--out", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = json.loads((tmp_path / "scaling_cpu_quick.json").read_text())
+    keys = [(r["model"], r["size"]) for r in before["training"]]
+    assert [(r["model"], r["size"]) for r in after["training"]] == keys     # replaced in place
+    for old, new in zip(before["training"], after["training"]):
+        if (old["model"], old["size"]) != ("ials", "20k"):
+            assert new == old
+    for field in ("bandwidth", "scoring", "machine", "load_before", "load_after"):
+        assert after[field] == before[field], field
+    assert after["base_run"] == {"command": before["command"], "date": before["date"]}
+    added = after["additions"][-1]
+    assert added["rows"] == [["ials", "20k"]] and "--add" in added["command"]
+    assert after["command"].startswith("python benchmarks/scaling.py --quick --add")
+    text = (tmp_path / "scaling_cpu_quick.md").read_text()
+    assert "Added later (`--add`): reclib TorchImplicitALS" in text
+    assert before["command"] in text
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--markdown-only", "--quick", "--out",
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and (tmp_path / "scaling_cpu_quick.md").read_text() == text
+
+
+def test_add_without_an_earlier_run_is_a_clear_error(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--add", "--models", "ials",
+                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0 and "--add: there is no" in proc.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_scoring_rows(quick_run):
