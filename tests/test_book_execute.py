@@ -55,6 +55,20 @@ def test_shared_notebooks_get_one_thread_the_alone_ones_keep_the_settings(tmp_pa
     assert execute.execute_into_cache(cache_dir, paths, jobs=2, timeout=120) == []
 
 
+def test_after_an_edit_only_the_edited_notebook_runs_again(tmp_path, capsys):
+    paths = [_notebook(tmp_path / f"n{k}.ipynb", f"print({k})") for k in range(3)]
+    cache_dir = tmp_path / "cache"
+    assert execute.execute_into_cache(cache_dir, paths, jobs=2, timeout=120) == []
+    assert execute.execute_into_cache(cache_dir, paths, jobs=2, timeout=120) == []
+    assert "nothing to execute" in capsys.readouterr().out
+    _notebook(paths[1], "print('edited')")
+    assert execute.execute_into_cache(cache_dir, paths, jobs=2, timeout=120) == []
+    out = capsys.readouterr().out
+    assert "executing 1 of 3 notebooks" in out and "n1.ipynb" in out
+    assert "n0.ipynb" not in out and "n2.ipynb" not in out
+    assert _output(get_cache(str(cache_dir)), paths[1]) == "edited\n"
+
+
 def test_a_failing_notebook_is_reported_and_not_cached(tmp_path, capsys):
     good = _notebook(tmp_path / "good.ipynb", "print('fine')")
     bad = _notebook(tmp_path / "bad.ipynb", "raise ValueError('broken cell')")
