@@ -365,10 +365,11 @@ def _resolve_duplicates(df: pd.DataFrame, duplicates: str, user_col: str, item_c
     if not dup.any():
         return df
     if duplicates == "raise":
-        first = df[dup].iloc[0]
+        k = int(np.flatnonzero(dup.to_numpy())[0])   # one column at a time: a row of mixed
+        user, item = df["u"].iloc[k], df["i"].iloc[k]   # dtypes would turn int ids into floats
         raise ValueError(
             f"df has {int(df.duplicated(['u', 'i']).sum())} repeated ({user_col}, {item_col}) "
-            f"pairs, e.g. ({_plain(first['u'])!r}, {_plain(first['i'])!r}); pass "
+            f"pairs, e.g. ({_plain(user)!r}, {_plain(item)!r}); pass "
             f"duplicates='sum' or 'last'")
     if duplicates == "sum":
         agg = {"r": "sum", **({"t": "max"} if "t" in df else {})}

@@ -115,3 +115,13 @@ def test_repeated_pairs_are_found_with_and_without_a_reference():
         summed = Interactions.from_dataframe(repeated, reference=reference, duplicates="sum")
         assert len(summed) == 3
         assert summed.to_dataframe()["rating"].tolist()[:2] == [8.0, 4.0]
+
+
+def test_the_repeated_pair_in_the_message_keeps_the_ids_types():
+    # integer ids stay integers beside float ratings (a row of the frame would be all floats)
+    repeated = pd.DataFrame({"user_id": [7, 7, 8], "item_id": [3, 3, 4], "rating": [1.5, 2.0, 3.0]})
+    with pytest.raises(ValueError, match=r"e\.g\. \(7, 3\)"):
+        Interactions.from_dataframe(repeated)
+    named = pd.DataFrame({"user_id": ["a", "a"], "item_id": [3, 3], "rating": [1.0, 1.0]})
+    with pytest.raises(ValueError, match=r"e\.g\. \('a', 3\)"):
+        Interactions.from_dataframe(named)
