@@ -165,8 +165,8 @@ class FieldInputs(nn.Module):
         if self._few(side, rows):
             vx, inverse = self._gathered(side, weights, rows)
             return vx.sum(1), (vx * vx).sum(1), inverse.reshape(rows.shape)
-        return (torch.sparse.mm(getattr(self, f"{side}_x"), weights),
-                torch.sparse.mm(getattr(self, f"{side}_x2"), weights * weights), rows)
+        return (_sparse_times(getattr(self, f"{side}_x"), weights),
+                _sparse_times(getattr(self, f"{side}_x2"), weights * weights), rows)
 
     def sums(self, side: str, weights: torch.Tensor, rows: torch.Tensor | None = None):
         """``(x @ weights, x^2 @ weights^2)`` of ``side``'s rows: (*rows.shape, d) each.
@@ -186,8 +186,19 @@ class FieldInputs(nn.Module):
             out.index_add_(1, getattr(self, f"{side}_local"), vx)          # sum slots per field
             return out.reshape(len(out), -1)[inverse].reshape(*rows.shape, -1)
         n = getattr(self, f"n_{side}s")
-        full = torch.sparse.mm(getattr(self, f"{side}_x_fields"), weights).reshape(n, -1)
+        full = _sparse_times(getattr(self, f"{side}_x_fields"), weights).reshape(n, -1)
         return full if rows is None else full[rows]
+
+
+def _sparse_times(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """``matrix @ dense`` (sparse times dense) in ``dense``'s dtype, outside autocast.
+
+    Under bfloat16 autocast torch casts the dense factor of a sparse product but its backward
+    then mixes the two types and fails (torch 2.13, CPU); a feature matrix times a table is
+    a gather-and-sum with nothing for bfloat16 to speed up, so it stays in float32.
+    """
+    with torch.autocast(device_type=dense.device.type, enabled=False):
+        return torch.sparse.mm(matrix, dense)
 
 
 class FMModule(nn.Module):

@@ -292,3 +292,16 @@ def test_history_model_beats_popularity_on_topical_data():
     popular = evaluate_ranking(Popularity().fit(train), train, test, k=10)
     assert ours["ndcg@10"] > popular["ndcg@10"] + 0.05
     assert ours["recall@10"] > popular["recall@10"]
+
+
+@pytest.mark.parametrize("features", [False, True])
+def test_bf16_autocast_trains_on_the_cpu_like_fp32(featured, features):
+    # the feature products run outside autocast (their bf16 backward fails in torch 2.13)
+    data = featured if features else reclib.Interactions.from_dataframe(planted_frame())
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        model = TwoTower(n_factors=8, layers=[16], out=8, n_epochs=3, batch_size=32,
+                         precision=precision, device="cpu", random_state=0).fit(data)
+        losses[precision] = np.asarray(model.loss_history_)
+    assert np.all(np.isfinite(losses["bf16"]))
+    np.testing.assert_allclose(losses["bf16"], losses["fp32"], rtol=2e-2)
