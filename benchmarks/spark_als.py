@@ -1,7 +1,13 @@
 """Spark MLlib's implicit ALS beside reclib's ImplicitALS on one machine.
 
 Usage: ``python benchmarks/spark_als.py [--quick] [--sizes 1M,10M:3] [--master local[2]]
-[--scale-epochs 15] [--driver-memory 6g] [--note TEXT]``
+[--scale-epochs 15] [--driver-memory 6g] [--models spark,exact,cg] [--add] [--note TEXT]``
+
+``--add`` runs only the synthetic sizes given and merges them into the existing results file
+(MovieLens 100K and the other sizes are kept, and so are the regularisation and alpha chosen
+there); the file records the first run and each addition. ``--models`` leaves out fits on the
+synthetic sets, e.g. ``--sizes 10M --models spark,cg --add`` for 15 sweeps at 10M without the
+exact solver, which would take more than half an hour there.
 
 Both sides fit the same objective: Spark's ``ALS(implicitPrefs=True)`` (through
 :class:`reclib.spark.SparkALS`) and ``ImplicitALS(reg_basis="count", reg_exponent=1)``, i.e.
@@ -36,6 +42,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads OpenBLAS
 
 import argparse  # noqa: E402
+import json  # noqa: E402
+import shlex  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -92,15 +100,28 @@ def scores(model, train, test) -> dict:
             "recall@10": m["recall@10"]}
 
 
-def models(params: dict, epochs: int, master: str, driver_memory: str) -> dict:
+#: ``--models`` names of the three fits, in the order of the tables
+MODELS = {"spark": "Spark MLlib ALS", "exact": "reclib ImplicitALS exact (count)",
+          "cg": "reclib ImplicitALS cg (count)"}
+
+
+def block_key(label: str, epochs: int) -> str:
+    """A synthetic block's name in the results: the size, with ``:<sweeps>`` unless it ran the
+    default number of sweeps (so a 3-sweep and a 15-sweep run of one size are both kept)."""
+    return label if epochs == EPOCHS else f"{label}:{epochs}"
+
+
+def models(params: dict, epochs: int, master: str, driver_memory: str,
+           keep=tuple(MODELS.values())) -> dict:
     common = dict(n_factors=FACTORS, n_epochs=epochs, random_state=0, **params)
-    return {
+    fits = {
         "Spark MLlib ALS": SparkALS(master=master, driver_memory=driver_memory, **common),
         "reclib ImplicitALS exact (count)": ImplicitALS(reg_basis="count", solver="exact",
                                                         **common),
         "reclib ImplicitALS cg (count)": ImplicitALS(reg_basis="count", solver="cg",
                                                      cg_steps=3, **common),
     }
+    return {name: model for name, model in fits.items() if name in keep}
 
 
 def movielens(master: str, driver_memory: str, quick: bool) -> dict:
@@ -129,7 +150,8 @@ def movielens(master: str, driver_memory: str, quick: bool) -> dict:
             "rows": rows}
 
 
-def synthetic(label: str, params: dict, epochs: int, master: str, driver_memory: str) -> dict:
+def synthetic(label: str, params: dict, epochs: int, master: str, driver_memory: str,
+              keep=tuple(MODELS.values())) -> dict:
     n = SIZES[label]
     start = time.perf_counter()
     df = reclib.datasets.synthetic_interactions(n // 20, n // 50, n, alpha=1.0, seed=0,
@@ -143,7 +165,7 @@ def synthetic(label: str, params: dict, epochs: int, master: str, driver_memory:
     test = test.subset(np.flatnonzero(np.isin(test.users, pick)))
     print(f"synthetic {label}: data ready in {time.perf_counter() - start:.0f} s", flush=True)
     rows = {}
-    for name, model in models(params, epochs, master, driver_memory).items():
+    for name, model in models(params, epochs, master, driver_memory, keep).items():
         print(f"synthetic {label}: {name} ...", flush=True)
         rows[name] = {**timed_fit(model, train), **scores(model, train, test)}
         print(f"  {rows[name]}", flush=True)
@@ -189,7 +211,7 @@ def markdown(res: dict) -> str:
         lines.append(f"| {name} | {r['ndcg@10']:.4f} | {r['precision@10']:.4f} | "
                      f"{r['fit_s']:.2f} | {spark} | {r['load_before']:.1f} |")
     for label, syn in res["synthetic"].items():
-        lines += ["", f"## Synthetic {label} ({syn['train_interactions']:,} training "
+        lines += ["", f"## Synthetic {label.split(':')[0]} ({syn['train_interactions']:,} training "
                   f"interactions, {syn['shape'][0]:,} users x {syn['shape'][1]:,} items, "
                   f"{syn['n_epochs']} sweeps; nDCG on {syn['eval_users']:,} test users)", "",
                   "| model | nDCG@10 | P@10 | fit s | s per sweep | load |",
@@ -209,17 +231,24 @@ def markdown(res: dict) -> str:
               f"{pub['implicit_gpu_s_per_iteration']} s on the GPU ({pub['source']})."]
     if res.get("notes"):
         lines += [""] + [f"Note: {n}" for n in res["notes"]]
+    for a in res.get("additions", []):
+        lines += ["", f"Added later (`--add`): synthetic {', '.join(a['sizes'])}, by "
+                  f"`{a['command']}` on {a['date']}; the rest is from "
+                  f"`{res['base_run']['command']}` on {res['base_run']['date']}."]
     return "\n".join(lines) + "\n"
 
 
 def summary(res: dict) -> list[str]:
     out = []
     for label, block in [("MovieLens 100K", res["movielens_100k"])] + \
-            [(f"synthetic {k}", v) for k, v in res["synthetic"].items()]:
+            [(f"synthetic {k.split(':')[0]}, {v['n_epochs']} sweeps", v)
+             for k, v in res["synthetic"].items()]:
         rows = block["rows"]
-        spark = rows["Spark MLlib ALS"]
+        spark = rows.get("Spark MLlib ALS")
         for name in ("reclib ImplicitALS exact (count)", "reclib ImplicitALS cg (count)"):
-            r = rows[name]
+            r = rows.get(name)
+            if spark is None or r is None:
+                continue
             out.append(f"{label}, {name}: nDCG@10 {r['ndcg@10']:.4f} vs Spark "
                        f"{spark['ndcg@10']:.4f} (difference "
                        f"{r['ndcg@10'] - spark['ndcg@10']:+.4f}); fit {r['fit_s']:.2f} s vs "
@@ -239,6 +268,11 @@ def main():
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--scale-epochs", type=int, default=EPOCHS,
                         help="sweeps on the synthetic sets")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"fits on the synthetic sets, comma-separated, of {list(MODELS)}")
+    parser.add_argument("--add", action="store_true",
+                        help="run only the synthetic sizes and merge them into the existing "
+                             "results file")
     parser.add_argument("--note", action="append", default=[],
                         help="a sentence recorded with the results")
     args = parser.parse_args()
@@ -249,6 +283,18 @@ def main():
             parser.error(f"--sizes: {item!r} must be a size of {sorted(SIZES)}, optionally "
                          f"with ':<sweeps>'")
         sizes[label] = int(sweeps) if sweeps else args.scale_epochs
+    chosen = [m for m in args.models.split(",") if m]
+    unknown = [m for m in chosen if m not in MODELS]
+    if unknown or not chosen:
+        parser.error(f"--models: {args.models!r} must name some of {list(MODELS)}")
+    keep = tuple(MODELS[m] for m in chosen)
+    earlier = None
+    if args.add:
+        path = Path(__file__).resolve().parent / "results" / \
+            ("spark_als_quick.json" if args.quick else "spark_als.json")
+        if not path.exists():
+            parser.error(f"--add: there is no {path.name} to add to; run without --add first")
+        earlier = json.loads(path.read_text())
     res = {"machine": machine(), "numba_threads": numba.get_num_threads(),
            "openblas_threads": os.environ["OPENBLAS_NUM_THREADS"], "master": args.master,
            "java": java_version(), "load_start": list(os.getloadavg()), "quick": args.quick,
@@ -256,15 +302,38 @@ def main():
     with local_session(args.master, args.driver_memory) as spark:
         res["spark_version"] = spark.version
         warm_up(args.master, args.driver_memory)
-        res["movielens_100k"] = movielens(args.master, args.driver_memory, args.quick)
+        if earlier is None:
+            res["movielens_100k"] = movielens(args.master, args.driver_memory, args.quick)
+        else:
+            res["movielens_100k"] = earlier["movielens_100k"]
         params = {k: res["movielens_100k"]["params"][k] for k in ("reg", "alpha")}
         res["synthetic"] = {}
         for label, epochs in sizes.items():
-            res["synthetic"][label] = synthetic(label, params, epochs, args.master,
-                                                args.driver_memory)
+            res["synthetic"][block_key(label, epochs)] = synthetic(
+                label, params, epochs, args.master, args.driver_memory, keep)
     res["load_end"] = list(os.getloadavg())
+    if earlier is not None:
+        res = merge(earlier, res, list(res["synthetic"]))
     res["summary"] = summary(res)
     write_results("spark_als", res, markdown(res), args.quick)
+
+
+def merge(earlier: dict, new: dict, sizes: list) -> dict:
+    """``earlier`` with the synthetic blocks of ``new`` added (a block of the same name is
+    replaced), and a record of the addition beside the first run's command."""
+    out = dict(earlier)
+    blocks = {block_key(k.split(":")[0], v["n_epochs"]): v
+              for k, v in earlier["synthetic"].items()}
+    blocks.update(new["synthetic"])
+    order = sorted(blocks, key=lambda k: (SIZES[k.split(":")[0]], blocks[k]["n_epochs"]))
+    out["synthetic"] = {k: blocks[k] for k in order}
+    out.setdefault("base_run", {"command": earlier["command"], "date": earlier["date"]})
+    out["additions"] = earlier.get("additions", []) + [{
+        "sizes": sizes, "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "date": time.strftime("%Y-%m-%d"), "load_start": new["load_start"],
+        "load_end": new["load_end"], "notes": new["notes"]}]
+    out["notes"] = earlier.get("notes", []) + new["notes"]
+    return out
 
 
 if __name__ == "__main__":
