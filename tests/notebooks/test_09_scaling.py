@@ -34,6 +34,9 @@ def test_bprmf_learns_and_spark_agrees(payload):
     for name, ndcg in payload["bprmf_ndcg"].items():
         assert ndcg > 0.27, (name, ndcg)
     assert payload["spark_gap"] < 0.01
+    # and at the largest synthetic size run for 15 sweeps (10M interactions in the record)
+    assert payload["spark_big_interactions"] >= 10_000_000
+    assert payload["spark_big_gap"] < 0.01
 
 
 def test_what_the_page_says_of_the_recorded_cpu_benchmark():
