@@ -207,6 +207,18 @@ class PeakMemory:
         return False
 
 
+def timed_fit(fit, device: str) -> tuple[float, PeakMemory]:
+    """Wall seconds of ``fit()`` (on a GPU, until its queue has drained) and its peak memory."""
+    with PeakMemory(device) as mem:
+        start = time.perf_counter()
+        fit()
+        if device == "cuda":
+            import torch
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+    return wall, mem
+
+
 # ---------------------------------------------------------------- validation
 def load_split(path: str):
     """The interactions of ``path`` and the split and validation sample every model shares."""
@@ -360,10 +372,7 @@ def fit_worker(model: str, path: str, device: str, n_epochs: int) -> dict:
                            reg=NUMBA_BPR["reg"], random_state=0)
             make(1).fit(_tiny_interactions())
             m = make(n_epochs)
-            with PeakMemory("cpu") as mem:
-                start = time.perf_counter()
-                m.fit(train)
-                wall = time.perf_counter() - start
+            wall, mem = timed_fit(lambda: m.fit(train), "cpu")
             final = ndcg_from_factors(m.user_factors_, m.item_factors_, m.item_bias_, seen, valid)
             row.update(epoch_seconds=[wall / n_epochs] * n_epochs, val_ndcg=None,
                        threads=numba.get_num_threads(), optimizer="sgd", precision="fp32",
@@ -399,12 +408,7 @@ def fit_worker(model: str, path: str, device: str, n_epochs: int) -> dict:
         Base(**{**kwargs, "n_epochs": 1}, device=device, random_state=0).fit(
             _tiny_interactions())                                   # warm-up, not timed
         m = Model(**kwargs, **common)
-        with PeakMemory(device) as mem:
-            start = time.perf_counter()
-            m.fit(data)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            wall = time.perf_counter() - start
+        wall, mem = timed_fit(lambda: m.fit(data), device)
         seconds = [float(s) for s in m.epoch_seconds_]
         scores = [float(s) for s in m.val_history_]
         final = scores[-1]
@@ -477,12 +481,7 @@ def _fit_ials(train, valid, seen, device: str, n_epochs: int):
                   cg_steps=IALS["cg_steps"], device=device, random_state=0)
     TorchImplicitALS(**kwargs, n_epochs=1).fit(_tiny_interactions())   # warm-up, not timed
     m = Bench(**kwargs, n_epochs=n_epochs)
-    with PeakMemory(device) as mem:
-        start = time.perf_counter()
-        m.fit(train)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        wall = time.perf_counter() - start
+    wall, mem = timed_fit(lambda: m.fit(train), device)
     n_train = train.n_interactions
     sweep_bytes = ials_sweep_bytes(N_FACTORS, train.n_users, train.n_items, n_train,
                                    IALS["cg_steps"])
