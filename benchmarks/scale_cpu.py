@@ -177,6 +177,18 @@ def _surprise_fit(task, users, items, ratings, n_users, n_items, tiny):
     return model(), data, 1
 
 
+def tiny_pairs(n_items: int = 1200):
+    """The warm-up problem: 50 users, every one of ``n_items`` items at least once, no pair
+    twice. 1,200 items, because reclib's BPR runs its stratified kernel from 1,024 items on,
+    the one every timed size uses, so the warm-up must load that one too."""
+    rng = np.random.default_rng(3)
+    items = np.concatenate([np.arange(n_items), rng.integers(0, n_items, 800)])
+    users = rng.integers(0, 50, len(items))
+    keep = np.unique(users * n_items + items, return_index=True)[1]
+    return (users[keep].astype(np.int32), items[keep].astype(np.int32),
+            rng.integers(1, 6, len(keep)).astype(np.float32))
+
+
 def worker(task: str, library: str, path: str) -> None:
     if os.environ.get("SCALE_CPU_ONE_EPOCH") == "1":     # --memory: allocations, not time
         ALS["iterations"] = BPR["epochs"] = SVD["epochs"] = 1
@@ -184,14 +196,7 @@ def worker(task: str, library: str, path: str) -> None:
     users, items, ratings = arr[0], arr[1], arr[2].view(np.float32)
     del arr
     n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
-    rng = np.random.default_rng(3)
-    # 1,200 items: reclib's BPR takes its stratified kernel from 1,024 items on, the one every
-    # timed size runs, so the warm-up must load that one (not only the small-catalogue loop)
-    tiny = (rng.integers(0, 50, 2000).astype(np.int32),
-            rng.integers(0, 1200, 2000).astype(np.int32),
-            rng.integers(1, 6, 2000).astype(np.float32))
-    keep = np.unique(tiny[0].astype(np.int64) * 1200 + tiny[1], return_index=True)[1]
-    tiny = tuple(t[keep] for t in tiny)
+    tiny = tiny_pairs()
     build = {"reclib": _reclib_fit, "implicit": _implicit_fit, "surprise": _surprise_fit}[library]
     model, data, threads = build(task, users, items, ratings, n_users, n_items, tiny)
     del users, items, ratings
