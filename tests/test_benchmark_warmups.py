@@ -1,4 +1,5 @@
-"""``benchmarks/scale_cpu.py``'s warm-up problem loads the kernels the timed fits run.
+"""The warm-up problems of ``benchmarks/scale_cpu.py`` and ``scaling.py`` load the kernels the
+timed fits run.
 
 The benchmark times ``fit`` after a warm-up on a tiny problem, so that loading numba's
 compiled kernels from the cache is not timed. reclib's BPR has two epoch kernels (a plain loop
@@ -49,3 +50,18 @@ def test_the_warm_up_runs_bprs_stratified_kernel(monkeypatch):
     monkeypatch.setattr(bpr_module, "_bpr_epoch_strata", spy)
     BPR(n_factors=8, n_epochs=1, random_state=0).fit(data)
     assert len(calls) == 1
+
+
+def test_the_scaling_benchmarks_warm_up_runs_it_too(monkeypatch):
+    spec = importlib.util.spec_from_file_location(
+        "scaling_bench", SCRIPT.parent / "scaling.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    data = module._tiny_interactions()
+    assert data.n_items == 1200 >= bpr_module._N_STRATA * bpr_module._MIN_GROUP
+    calls = []
+    kernel = bpr_module._bpr_epoch_strata
+    monkeypatch.setattr(bpr_module, "_bpr_epoch_strata",
+                        lambda *args: calls.append(1) or kernel(*args))
+    BPR(n_factors=8, n_epochs=1, random_state=0).fit(data)
+    assert calls == [1]
