@@ -174,7 +174,7 @@ def two_tower_bytes(n_factors: int, n_table_rows: int, batch_size: int,
 # ---------------------------------------------------------------- memory
 # the /proc/self/status readers are scale_cpu.py's (the same peak-memory rule)
 sys.path.insert(0, str(HERE))
-from scale_cpu import _reset_peak, _status_mb  # noqa: E402
+from scale_cpu import _reset_peak, _status_mb, tiny_pairs  # noqa: E402
 
 
 class PeakMemory:
@@ -316,13 +316,9 @@ def _tiny_interactions():
 
     from reclib import Interactions
 
-    # every one of 1,200 items at least once: reclib's numba BPR runs its stratified kernel
-    # from 1,024 items on, the one the timed fits use, so the warm-up must load that one
-    rng = np.random.default_rng(3)
-    items = np.concatenate([np.arange(1200), rng.integers(0, 1200, 800)])
-    users = rng.integers(0, 50, len(items))
+    # scale_cpu's warm-up pairs: they hold enough items for the numba BPR's stratified kernel
+    users, items, _ = tiny_pairs()
     X = sp.csr_matrix((np.ones(len(items), np.float32), (users, items)), shape=(50, 1200))
-    X.data[:] = 1.0
     return Interactions.from_csr(X)
 
 

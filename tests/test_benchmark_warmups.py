@@ -20,11 +20,25 @@ from reclib.models import BPR
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "scale_cpu.py"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("scale_cpu_bench", SCRIPT)
+def _load_script(path=SCRIPT, name="scale_cpu_bench"):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _strata_calls(monkeypatch, data):
+    """The arguments' counts of each ``_bpr_epoch_strata`` call in a one-epoch BPR fit."""
+    calls = []
+    kernel = bpr_module._bpr_epoch_strata
+
+    def spy(*args):
+        calls.append(len(args))
+        return kernel(*args)
+
+    monkeypatch.setattr(bpr_module, "_bpr_epoch_strata", spy)
+    BPR(n_factors=8, n_epochs=1, random_state=0).fit(data)
+    return calls
 
 
 def test_tiny_pairs_cover_the_catalogue_without_repeats():
@@ -40,28 +54,12 @@ def test_the_warm_up_runs_bprs_stratified_kernel(monkeypatch):
     data = Interactions.from_dataframe(pd.DataFrame({"user_id": users, "item_id": items,
                                                      "rating": ratings}))
     assert data.n_items >= bpr_module._N_STRATA * bpr_module._MIN_GROUP
-    calls = []
-    kernel = bpr_module._bpr_epoch_strata
-
-    def spy(*args):
-        calls.append(len(args))
-        return kernel(*args)
-
-    monkeypatch.setattr(bpr_module, "_bpr_epoch_strata", spy)
-    BPR(n_factors=8, n_epochs=1, random_state=0).fit(data)
+    calls = _strata_calls(monkeypatch, data)
     assert len(calls) == 1
 
 
 def test_the_scaling_benchmarks_warm_up_runs_it_too(monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        "scaling_bench", SCRIPT.parent / "scaling.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    data = module._tiny_interactions()
+    data = _load_script(SCRIPT.parent / "scaling.py", "scaling_bench")._tiny_interactions()
     assert data.n_items == 1200 >= bpr_module._N_STRATA * bpr_module._MIN_GROUP
-    calls = []
-    kernel = bpr_module._bpr_epoch_strata
-    monkeypatch.setattr(bpr_module, "_bpr_epoch_strata",
-                        lambda *args: calls.append(1) or kernel(*args))
-    BPR(n_factors=8, n_epochs=1, random_state=0).fit(data)
-    assert calls == [1]
+    calls = _strata_calls(monkeypatch, data)
+    assert len(calls) == 1
