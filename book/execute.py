@@ -41,6 +41,12 @@ ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                      "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
 
 
+#: Starts of a notebook's kernel before its death at start-up is an error.
+KERNEL_STARTS = 3
+#: jupyter_client's message for a kernel that died before its first reply.
+_KERNEL_DIED = "Kernel died before replying to kernel_info"
+
+
 def toc_notebooks(toc: Path) -> list[Path]:
     """The ``.ipynb`` files that ``_toc.yml`` lists, in reading order."""
     def walk(node):
@@ -61,9 +67,18 @@ def _execute(path: str, timeout: int, one_thread: bool) -> tuple[str, str | None
     """Run one notebook in its own folder; return it as JSON, the error text, the seconds."""
     if one_thread:
         os.environ.update(ONE_THREAD)    # read by the kernel that nbclient starts below
-    notebook = nbformat.read(path, as_version=4)
-    result = single_nb_execution(notebook, cwd=str(Path(path).parent), timeout=timeout,
-                                 allow_errors=False, meta_override=True)
+    for attempt in range(1, KERNEL_STARTS + 1):
+        notebook = nbformat.read(path, as_version=4)
+        try:
+            result = single_nb_execution(notebook, cwd=str(Path(path).parent),
+                                         timeout=timeout, allow_errors=False,
+                                         meta_override=True)
+            break
+        except RuntimeError as err:
+            # a kernel that dies before its first reply ran no cell: most often two kernels
+            # started at once picked the same free TCP port; a new start picks other ports
+            if not str(err).startswith(_KERNEL_DIED) or attempt == KERNEL_STARTS:
+                raise
     return nbformat.writes(result.nb), result.exc_string if result.err else None, result.time
 
 

@@ -90,3 +90,44 @@ def test_bad_arguments_are_named(argv, message, capsys):
     with pytest.raises(SystemExit):
         execute.main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_a_kernel_that_dies_at_start_up_is_started_again(tmp_path, monkeypatch):
+    path = _notebook(tmp_path / "nb.ipynb", "print(1)")
+    real, calls = execute.single_nb_execution, []
+
+    def flaky(*args, **kwargs):              # the first start dies, as on a port collision
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(execute, "single_nb_execution", flaky)
+    text, error, _ = execute._execute(str(path), 60, False)
+    assert error is None and len(calls) == 2
+    assert "1" in nbformat.reads(text, as_version=4).cells[0].outputs[0]["text"]
+
+
+def test_a_kernel_that_never_starts_is_an_error_and_other_errors_are_not_retried(
+        tmp_path, monkeypatch):
+    path = _notebook(tmp_path / "nb.ipynb", "print(1)")
+    calls = []
+
+    def dead(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(execute, "single_nb_execution", dead)
+    with pytest.raises(RuntimeError, match="Kernel died"):
+        execute._execute(str(path), 60, False)
+    assert len(calls) == execute.KERNEL_STARTS
+
+    def other(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("something else")
+
+    calls.clear()
+    monkeypatch.setattr(execute, "single_nb_execution", other)
+    with pytest.raises(RuntimeError, match="something else"):
+        execute._execute(str(path), 60, False)
+    assert len(calls) == 1
