@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 import reclib  # noqa: E402
 from reclib.neural import BPRMF  # noqa: E402
-from reclib.neural.bprmf import BPRMFModule  # noqa: E402
+from reclib.neural.bprmf import _REDRAWS, BPRMFModule, _first_negative  # noqa: E402
 from tests.conftest import own_half, planted_frame  # noqa: E402
 
 
@@ -56,6 +56,23 @@ def test_an_epoch_visits_every_pair_once_and_rarely_draws_a_positive(planted):
     density = planted.n_interactions / (planted.n_users * planted.n_items)
     hit_rate = np.mean([u * planted.n_items + j in positive for u, j in zip(users, negatives)])
     assert density > 0.3 and hit_rate < density ** 2    # uniform draws would hit ~density
+
+
+def test_both_negative_searches_choose_the_same_negatives():
+    rng = np.random.default_rng(0)
+    n_users, n_items = 30, 12
+    keys = torch.as_tensor(np.unique(rng.integers(n_users * n_items, size=250)))
+    users = torch.as_tensor(rng.integers(n_users, size=400))
+    draws = torch.as_tensor(rng.integers(n_items, size=(400, _REDRAWS + 1)))
+    a = _first_negative(keys, users * n_items, draws, compact=True)
+    b = _first_negative(keys, users * n_items, draws, compact=False)
+    torch.testing.assert_close(a, b)
+    # the slow reference: walk each triple's draws
+    positive = set(keys.tolist())
+    for u, row, j in zip(users.tolist(), draws.tolist(), a.tolist()):
+        first = next((d for d in row[:-1] if u * n_items + d not in positive), row[-1])
+        assert j == first
+    assert (a != draws[:, 0]).any() and (a == draws[:, -1]).any()    # redraws were needed
 
 
 @pytest.mark.parametrize("settings", [{"optimizer": "sparse_adam", "lr": 0.05, "reg": 0.03},
